@@ -1,0 +1,54 @@
+"""The `aihpa` command line: one parser, sub-commands contributed by each area.
+
+Each module listed in `COMMAND_MODULES` exposes `add_commands(subparsers)`; it must keep heavy imports (JAX, the
+Kubernetes client) inside its handlers so that `aihpa --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from aihpa import __version__
+from aihpa.errors import UserError
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "aihpa.forecast.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aihpa",
+        description="Predictive Horizontal Pod Autoscaler: forecast CPU demand and scale ahead of load.",
+    )
+    parser.add_argument("--version", action="version", version=f"aihpa {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(int(args.verbose), 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    handler = args.handler
+    try:
+        code = handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except UserError as exc:
+        print(f"aihpa {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
