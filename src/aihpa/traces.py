@@ -249,7 +249,9 @@ def load_trace(
     for i, row in enumerate(data):
         line = i + 2  # 1-based file line, after the header
         if col >= len(row):
-            raise TraceError(f"{where}: column {name!r}, line {line}: row has {len(row)} fields, expected {len(header)}")
+            raise TraceError(
+                f"{where}: column {name!r}, line {line}: row has {len(row)} fields, expected {len(header)}"
+            )
         v = _parse_float(row[col])
         if v is None:
             raise TraceError(f"{where}: column {name!r}, line {line}: not a number: {row[col]!r}")
