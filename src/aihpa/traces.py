@@ -71,10 +71,12 @@ class Trace:
         return max(1, round(86400.0 / self.interval_s))
 
     def seconds(self) -> npt.NDArray[np.float64] | None:
-        """Per-sample time in seconds for calendar features: absolute when known, else relative, else None."""
-        if self.timestamps is not None:
-            return self.timestamps
-        return self.relative_seconds
+        """Per-sample absolute time (Unix seconds, UTC) for calendar features, or None.
+
+        Relative time (`seconds_since_*` columns) is not returned: it does not say the time of day or the weekday,
+        and a model must not mistake its origin for midnight of 1 January 1970.
+        """
+        return self.timestamps
 
     def slice(self, start: int, stop: int) -> Trace:
         """A contiguous part of the trace (sample indices, Python slice semantics, no negative step)."""
@@ -282,9 +284,8 @@ def load_trace(
         else:
             timestamps = arr
         break
-    interval = _median_interval(timestamps if timestamps is not None else relative) if (
-        timestamps is not None or relative is not None
-    ) else None
+    clock = timestamps if timestamps is not None else relative
+    interval = None if clock is None else _median_interval(clock)
 
     return Trace(
         name=p.stem,

@@ -18,7 +18,9 @@ def test_each_shared_trace_loads_its_demand_column_by_default(shared_traces: Pat
     assert trace.values.dtype == np.float32
     assert np.isfinite(trace.values).all()
     assert trace.interval_s in (60.0, 300.0, 3600.0)
-    assert trace.seconds() is not None
+    # calendar time only where the file has absolute timestamps; relative time still gives the interval
+    assert (trace.seconds() is not None) == (trace.timestamps is not None)
+    assert (trace.timestamps is not None) or (trace.relative_seconds is not None)
 
 
 def test_absolute_timestamps_are_parsed_as_utc_seconds(shared_traces: Path) -> None:

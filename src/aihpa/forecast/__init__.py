@@ -3,6 +3,27 @@
 Pure core: never imports the network, the Kubernetes client or the adapters, and never reads the wall clock.
 """
 
-from aihpa.forecast.forecaster import Forecaster, LastValueForecaster, SeasonalNaiveForecaster
+from aihpa.forecast.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from aihpa.forecast.config import ModelConfig, TrainConfig
+from aihpa.forecast.forecaster import (
+    BiLSTMForecaster,
+    Forecaster,
+    LastValueForecaster,
+    SeasonalNaiveForecaster,
+    load_default_forecaster,
+)
+from aihpa.forecast.model import BiLSTM
 
-__all__ = ["Forecaster", "LastValueForecaster", "SeasonalNaiveForecaster"]
+__all__ = [
+    "BiLSTM",
+    "BiLSTMForecaster",
+    "CheckpointError",
+    "Forecaster",
+    "LastValueForecaster",
+    "ModelConfig",
+    "SeasonalNaiveForecaster",
+    "TrainConfig",
+    "load_checkpoint",
+    "load_default_forecaster",
+    "save_checkpoint",
+]

@@ -8,16 +8,29 @@ the controller) never spawn a process per prediction: they batch every workload 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import numpy.typing as npt
+from flax import nnx
+
+from aihpa.forecast.config import ModelConfig
+from aihpa.forecast.input_pipeline import inference_inputs
+from aihpa.forecast.model import BiLSTM
 
 __all__ = [
+    "BATCH_BUCKETS",
     "DEFAULT_QUANTILES",
+    "BiLSTMForecaster",
     "Forecaster",
     "LastValueForecaster",
     "SeasonalNaiveForecaster",
+    "bucket_size",
+    "default_model_dir",
+    "load_default_forecaster",
     "stack_histories",
 ]
 
@@ -81,7 +94,7 @@ def stack_histories(
                 out[i, : length - row.size] = row[0]
     bad = ~np.isfinite(out)
     if bad.any():
-        for i in np.flatnonzero(bad.any(axis=1)):
+        for i in map(int, np.flatnonzero(bad.any(axis=1))):
             row = out[i]
             good = np.isfinite(row)
             if not good.any():
@@ -89,8 +102,7 @@ def stack_histories(
                 continue
             idx = np.where(good, np.arange(length), 0)
             np.maximum.accumulate(idx, out=idx)
-            first = int(np.argmax(good))
-            idx[:first] = first
+            idx[: int(np.argmax(good))] = int(np.argmax(good))
             out[i] = row[idx]
     return out
 
@@ -181,3 +193,113 @@ class SeasonalNaiveForecaster:
         # the value one season before step t+h (h = 1..H) sits at index period - 1 + h - period = h - 1
         ahead = window[:, : self._horizon]
         return np.repeat(ahead[:, :, None], len(self._quantiles), axis=2)
+
+
+#: Batch sizes that inference pads to, so that shapes (and compilations) stay few. Beyond the last, multiples of it.
+BATCH_BUCKETS: tuple[int, ...] = (1, 8, 32, 128, 512, 1024, 2048, 4096, 6144, 8192, 10240, 12288, 16384)
+
+
+def bucket_size(batch: int) -> int:
+    """The padded batch size for `batch` rows."""
+    for b in BATCH_BUCKETS:
+        if batch <= b:
+            return b
+    top = BATCH_BUCKETS[-1]
+    return -(-batch // top) * top
+
+
+class BiLSTMForecaster:
+    """The Bi-LSTM behind the `Forecaster` protocol: one jitted call per batch, padded to a bucket size.
+
+    Build it from a checkpoint (`from_checkpoint`, `load_default_forecaster`) or a trained model. `compilations`
+    counts traces of the jitted function, so callers and tests can see that shapes stay few.
+    """
+
+    def __init__(self, model: BiLSTM, *, version: str, metadata: dict[str, Any] | None = None) -> None:
+        self._model = model
+        self._cfg: ModelConfig = model.cfg
+        self._version = version
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.compilations = 0
+        graphdef, state = nnx.split(model)
+
+        def run(state: nnx.State[Any, Any], seq: jax.Array, season: jax.Array, level: jax.Array) -> jax.Array:
+            self.compilations += 1  # runs only while tracing
+            m = nnx.merge(graphdef, state)
+            ratios = m(seq, season)
+            return jnp.maximum(ratios, 0.0) * level[:, None, None]
+
+        self._state = state
+        self._run = jax.jit(run)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path) -> BiLSTMForecaster:
+        from aihpa.forecast.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(path)
+        return cls(ckpt.model, version=ckpt.version, metadata=ckpt.metadata)
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    @property
+    def config(self) -> ModelConfig:
+        return self._cfg
+
+    @property
+    def horizon(self) -> int:
+        return self._cfg.horizon
+
+    @property
+    def quantiles(self) -> tuple[float, ...]:
+        return self._cfg.quantiles
+
+    @property
+    def context(self) -> int:
+        return self._cfg.context
+
+    @property
+    def min_history(self) -> int:
+        return self._cfg.window
+
+    def predict(
+        self,
+        histories: Sequence[npt.ArrayLike] | npt.NDArray[np.floating],
+        *,
+        end_times: Sequence[float | None] | npt.NDArray[np.floating] | None = None,
+        step_s: float | None = None,
+    ) -> npt.NDArray[np.float32]:
+        n = len(histories)
+        cfg = self._cfg
+        if n == 0:
+            return np.zeros((0, cfg.horizon, cfg.n_quantiles), dtype=np.float32)
+        window = stack_histories(histories, cfg.context)
+        if isinstance(histories, np.ndarray) and histories.ndim == 2:
+            lengths = np.full(n, histories.shape[1], dtype=np.int64)
+        else:
+            lengths = np.asarray([np.size(h) for h in histories], dtype=np.int64)
+        times = np.full(n, np.nan, dtype=np.float64)
+        if end_times is not None:
+            times[:] = [np.nan if t is None else float(t) for t in end_times]
+        inputs = inference_inputs(window, lengths=lengths, end_times=times, step_s=step_s, cfg=cfg)
+        size = bucket_size(n)
+        seq, season, level = inputs.seq, inputs.season, inputs.level
+        if size != n:
+            pad = size - n
+            seq = np.concatenate([seq, np.zeros((pad, *seq.shape[1:]), dtype=np.float32)])
+            season = np.concatenate([season, np.zeros((pad, season.shape[1]), dtype=np.float32)])
+            level = np.concatenate([level, np.ones(pad, dtype=np.float32)])
+        out = np.asarray(self._run(self._state, seq, season, level))[:n]
+        # a non-finite forecast must never reach a scaler: callers see NaN and fall back to reactive
+        return out.astype(np.float32, copy=False)
+
+
+def default_model_dir() -> Path:
+    """Where the default model ships inside the package."""
+    return Path(__file__).resolve().parent.parent / "models" / "default"
+
+
+def load_default_forecaster() -> BiLSTMForecaster:
+    """The Bi-LSTM trained on the shared traces that ships with aihpa."""
+    return BiLSTMForecaster.from_checkpoint(default_model_dir())

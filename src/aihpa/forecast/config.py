@@ -1,0 +1,128 @@
+"""Typed configuration of the forecaster: the model's shape and how it is trained.
+
+Both are frozen dataclasses that round-trip through plain JSON (checkpoint metadata), so a checkpoint says exactly
+which model it holds and how it was made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Self
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the Bi-LSTM and of its inputs."""
+
+    # Recent steps the LSTM reads (the window), oldest first.
+    window: int = 32
+    # Hidden units per direction in each bidirectional layer.
+    hidden: int = 16
+    # Stacked bidirectional LSTM layers.
+    layers: int = 2
+    # Units of the dense layer between the recurrent encoder and the quantile head.
+    head_hidden: int = 64
+    # Steps forecast ahead.
+    horizon: int = 15
+    # Quantiles the head outputs, ascending; the head keeps them ordered (no crossing).
+    quantiles: tuple[float, ...] = (0.5, 0.75, 0.9, 0.95, 0.99)
+    # Steps at the end of the window whose mean is the series' level: inputs and targets are divided by it, so one
+    # global model serves workloads of any size.
+    level_window: int = 8
+    # Points of last day's series read around "now minus one day" before the horizon starts: the seasonal context
+    # spans [t - P - season_lead + 1, t - P + horizon] for a day of P steps.
+    season_lead: int = 8
+    # Longest day (in steps) the seasonal context supports: a day at 60 s steps. Longer days disable it.
+    max_season: int = 1440
+    # Ratio inputs are clipped to [0, input_clip] so one outlier cannot saturate the cells.
+    input_clip: float = 8.0
+
+    @property
+    def n_quantiles(self) -> int:
+        return len(self.quantiles)
+
+    @property
+    def season_len(self) -> int:
+        return self.season_lead + self.horizon
+
+    @property
+    def context(self) -> int:
+        """Most recent points that inference reads: the window, or a day plus the seasonal lead when longer."""
+        return max(self.window, self.max_season + self.season_lead)
+
+    def validate(self) -> None:
+        if self.window < self.level_window or self.level_window < 1:
+            raise ValueError(f"window {self.window} must be >= level_window {self.level_window} >= 1")
+        if self.hidden < 1 or self.layers < 1 or self.horizon < 1 or self.head_hidden < 1:
+            raise ValueError("hidden, layers, horizon and head_hidden must be positive")
+        qs = self.quantiles
+        if not qs or any(not 0.0 < q < 1.0 for q in qs) or list(qs) != sorted(set(qs)):
+            raise ValueError(f"quantiles must be strictly ascending in (0, 1): {qs}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config field(s): {', '.join(sorted(unknown))}")
+        kwargs = dict(data)
+        if "quantiles" in kwargs:
+            kwargs["quantiles"] = tuple(float(q) for q in kwargs["quantiles"])
+        cfg = cls(**kwargs)
+        cfg.validate()
+        return cfg
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the model is trained."""
+
+    # Seed for parameter init, window sampling and augmentation: the same seed and data give the same model.
+    seed: int = 0
+    # Windows per optimizer step.
+    batch_size: int = 256
+    # Upper bound on optimizer steps.
+    max_steps: int = 3000
+    # Steps between validation passes (early stopping checks).
+    eval_every: int = 100
+    # Validation passes without improvement before stopping.
+    patience: int = 6
+    # Peak learning rate of the warmup-cosine schedule (AdamW).
+    learning_rate: float = 3e-3
+    # Warmup steps of the schedule.
+    warmup_steps: int = 100
+    # AdamW weight decay.
+    weight_decay: float = 1e-4
+    # Global gradient-norm clip.
+    grad_clip: float = 1.0
+    # Share of each series' training part, at its end in time order, held out for validation.
+    val_fraction: float = 0.15
+    # Stride between consecutive training windows of one series (1 = every position).
+    stride: int = 1
+    # Probability of multiplying a window by a random smooth ramp (level shift) during training, so the model sees
+    # regime changes that a short history rarely contains.
+    augment_ramp: float = 0.3
+    # Probability of hiding the calendar features of a training window, so the model never leans on calendar
+    # phases that a few days of history cannot teach (and serves workloads without timestamps).
+    calendar_dropout: float = 0.75
+    # Probability of moving a training window's timestamps by 1-6 whole days (weekday augmentation).
+    weekday_shift: float = 0.5
+    # Probability of hiding the seasonal context of a training window, so the model serves histories shorter than
+    # a day.
+    season_dropout: float = 0.2
+    # Horizon weighting: weight of step h is (1 + h)^-horizon_decay (0 = equal), so near steps can matter more.
+    horizon_decay: float = 0.0
+    # Show a progress bar.
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

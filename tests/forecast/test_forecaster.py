@@ -1,0 +1,88 @@
+"""Batched inference: bucket padding without recompilation, robust histories, the shipped default model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from flax import nnx
+
+from aihpa.forecast.config import ModelConfig
+from aihpa.forecast.forecaster import (
+    BiLSTMForecaster,
+    Forecaster,
+    LastValueForecaster,
+    SeasonalNaiveForecaster,
+    bucket_size,
+    default_model_dir,
+    load_default_forecaster,
+    stack_histories,
+)
+from aihpa.forecast.model import BiLSTM
+
+
+@pytest.fixture
+def forecaster(small_cfg: ModelConfig) -> BiLSTMForecaster:
+    return BiLSTMForecaster(BiLSTM(small_cfg, rngs=nnx.Rngs(0)), version="test")
+
+
+def test_a_second_batch_size_in_the_same_bucket_does_not_compile_again(forecaster: BiLSTMForecaster) -> None:
+    rng = np.random.default_rng(0)
+    assert bucket_size(3) == bucket_size(5) == 8
+    first = forecaster.predict(rng.uniform(1, 2, size=(3, 60)), step_s=1800.0)
+    assert forecaster.compilations == 1
+    second = forecaster.predict(rng.uniform(1, 2, size=(5, 60)), step_s=1800.0)
+    assert forecaster.compilations == 1
+    assert first.shape == (3, 4, 5) and second.shape == (5, 4, 5)
+    forecaster.predict(rng.uniform(1, 2, size=(9, 60)), step_s=1800.0)  # bucket 32: one more
+    assert forecaster.compilations == 2
+
+
+def test_rows_of_a_batch_are_independent_of_their_neighbours(forecaster: BiLSTMForecaster) -> None:
+    rng = np.random.default_rng(1)
+    batch = rng.uniform(1, 2, size=(6, 60))
+    together = forecaster.predict(batch, step_s=1800.0)
+    alone = forecaster.predict(batch[2:3], step_s=1800.0)
+    np.testing.assert_allclose(together[2], alone[0], rtol=1e-5)
+
+
+def test_forecasts_scale_with_the_series_and_are_never_negative(forecaster: BiLSTMForecaster) -> None:
+    rng = np.random.default_rng(2)
+    h = rng.uniform(1, 2, size=(1, 60))
+    small = forecaster.predict(h, step_s=1800.0)
+    big = forecaster.predict(h * 1000, step_s=1800.0)
+    np.testing.assert_allclose(big, small * 1000, rtol=1e-4)
+    assert (small >= 0).all()
+
+
+def test_nan_and_short_histories_still_give_finite_forecasts(forecaster: BiLSTMForecaster) -> None:
+    histories = [np.r_[np.ones(30), np.nan, np.ones(5)], [3.0], [], np.full(10, np.nan)]
+    out = forecaster.predict(histories, end_times=[1.7e9, None, None, None], step_s=60.0)
+    assert out.shape == (4, 4, 5)
+    assert np.isfinite(out).all()
+
+
+def test_stack_histories_pads_left_and_carries_last_finite_value_forward() -> None:
+    out = stack_histories([[1.0, np.nan, 3.0], [5.0], [np.nan, 2.0]], 4)
+    np.testing.assert_array_equal(out, [[1, 1, 1, 3], [5, 5, 5, 5], [2, 2, 2, 2]])
+
+
+def test_baselines_follow_the_protocol() -> None:
+    for fc in (LastValueForecaster(horizon=3), SeasonalNaiveForecaster(period=4, horizon=3)):
+        assert isinstance(fc, Forecaster)
+    series = np.arange(12, dtype=np.float32)
+    last = LastValueForecaster(horizon=3).predict([series])
+    assert (last == 11).all()
+    seasonal = SeasonalNaiveForecaster(period=4, horizon=3).predict([series])
+    np.testing.assert_array_equal(seasonal[0, :, 0], [8, 9, 10])
+
+
+def test_the_default_model_ships_in_the_package_small_and_documented() -> None:
+    fc = load_default_forecaster()
+    assert isinstance(fc, Forecaster)
+    size = sum(p.stat().st_size for p in default_model_dir().rglob("*") if p.is_file())
+    assert size < 2 * 1024 * 1024
+    meta = fc.metadata
+    assert meta["provenance"]["command"].startswith("aihpa train")
+    assert meta["data_digest"] and meta["version"] == fc.version
+    out = fc.predict([np.linspace(1, 2, 500)], step_s=300.0)
+    assert out.shape == (1, fc.horizon, len(fc.quantiles)) and np.isfinite(out).all()

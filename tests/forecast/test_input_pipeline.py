@@ -1,0 +1,74 @@
+"""Inputs: scale-free windows, calendar phases, seasonal context and its validity flag."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aihpa.forecast.config import ModelConfig
+from aihpa.forecast.input_pipeline import Series, inference_inputs, season_period, series_batch, training_positions
+from tests.forecast.conftest import daily_series
+
+
+def test_inputs_and_targets_do_not_depend_on_the_series_unit(small_cfg: ModelConfig) -> None:
+    s = daily_series(400)
+    big = Series(name="big", values=s.values * 1000, step_s=s.step_s, times=s.times)
+    pos = training_positions(400, small_cfg)[::37]
+    a_in, a_t = series_batch(s, pos, small_cfg)
+    b_in, b_t = series_batch(big, pos, small_cfg)
+    np.testing.assert_allclose(a_in.seq, b_in.seq, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a_in.season, b_in.season, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a_t, b_t, rtol=1e-5)
+    np.testing.assert_allclose(b_in.level, a_in.level * 1000, rtol=1e-5)
+
+
+def test_calendar_phase_is_zero_on_monday_midnight(small_cfg: ModelConfig) -> None:
+    s = daily_series(400)  # starts Monday 00:00 UTC, 30-minute steps
+    t = small_cfg.window - 1 + 48 * 7  # a week later, at the window's end... minus the window
+    inputs, _ = series_batch(s, np.asarray([t]), small_cfg)
+    last = inputs.seq[0, -1]
+    # time of the last step: (window - 1) steps after a Monday midnight
+    phase = 2 * np.pi * ((small_cfg.window - 1) * 1800) / 86400
+    np.testing.assert_allclose(last[1:3], [np.sin(phase), np.cos(phase)], atol=1e-5)
+    assert last[5] == 1.0
+
+
+def test_missing_times_leave_calendar_features_off(small_cfg: ModelConfig) -> None:
+    s = daily_series(200)
+    no_time = Series(name="x", values=s.values, step_s=s.step_s, times=None)
+    inputs, _ = series_batch(no_time, training_positions(200, small_cfg)[:3], small_cfg)
+    assert (inputs.seq[:, :, 1:6] == 0).all()
+
+
+def test_seasonal_context_is_last_days_values_around_the_horizon(small_cfg: ModelConfig) -> None:
+    period = 48
+    values = np.arange(300, dtype=np.float32) + 1.0
+    s = Series(name="ramp", values=values, step_s=86400.0 / period)
+    t = 200
+    inputs, targets = series_batch(s, np.asarray([t]), small_cfg)
+    assert season_period(s.step_s, small_cfg) == period
+    level = inputs.level[0]
+    expected = values[t - period - small_cfg.season_lead + 1 : t - period + small_cfg.horizon + 1] / level
+    np.testing.assert_allclose(inputs.season[0, :-1], expected, rtol=1e-5)
+    assert inputs.season[0, -1] == 1.0
+    np.testing.assert_allclose(targets[0], values[t + 1 : t + 1 + small_cfg.horizon] / level, rtol=1e-5)
+
+
+def test_seasonal_context_is_flagged_off_when_history_is_shorter_than_a_day(small_cfg: ModelConfig) -> None:
+    period = 48
+    window = np.zeros((2, small_cfg.context), dtype=np.float32) + 5.0
+    inputs = inference_inputs(
+        window,
+        lengths=np.asarray([small_cfg.context, period // 2]),
+        end_times=np.full(2, np.nan),
+        step_s=86400.0 / period,
+        cfg=small_cfg,
+    )
+    assert inputs.season[0, -1] == 1.0
+    assert inputs.season[1, -1] == 0.0
+    assert (inputs.season[1] == 0).all()
+
+
+def test_a_series_of_zeros_gives_finite_inputs(small_cfg: ModelConfig) -> None:
+    s = Series(name="zeros", values=np.zeros(100, dtype=np.float32), step_s=60.0)
+    inputs, targets = series_batch(s, training_positions(100, small_cfg)[:5], small_cfg)
+    assert np.isfinite(inputs.seq).all() and np.isfinite(targets).all() and (inputs.level > 0).all()
