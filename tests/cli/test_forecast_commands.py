@@ -44,7 +44,7 @@ def test_train_writes_a_checkpoint_that_forecast_and_evaluate_use(
     doc = json.loads(report.read_text())
     assert set(doc["forecasters"]) == {"bilstm", "seasonal-naive", "last-value"}
     assert doc["steps_ahead"] == 2
-    assert doc["scored_points"] == int(1200 * 0.8) - 1
+    assert doc["scored_points"] == int(1200 * 0.8)
     for row in doc["forecasters"].values():
         assert set(row["pinball"]) == {"p50", "p90", "p99"}
 

@@ -54,7 +54,8 @@ def evaluate(
     values = trace.values
     n = len(values)
     first = n - int(n * scored_fraction)
-    positions = np.arange(max(first, 1) - 1, n - steps_ahead, dtype=np.int64)
+    # every target y[t + k] inside the scored window, forecast from the history up to t
+    positions = np.arange(max(first - steps_ahead, 0), n - steps_ahead, dtype=np.int64)
     if positions.size == 0:
         raise ValueError(f"{trace.name}: too short to score {steps_ahead} steps ahead")
     y = values[positions + steps_ahead].astype(np.float64)

@@ -18,7 +18,7 @@ import numpy.typing as npt
 from flax import nnx
 
 from aihpa.forecast.config import ModelConfig
-from aihpa.forecast.input_pipeline import inference_inputs
+from aihpa.forecast.input_pipeline import fill_nonfinite, inference_inputs
 from aihpa.forecast.model import BiLSTM
 
 __all__ = [
@@ -92,19 +92,7 @@ def stack_histories(
             if row.size:
                 out[i, length - row.size :] = row
                 out[i, : length - row.size] = row[0]
-    bad = ~np.isfinite(out)
-    if bad.any():
-        for i in map(int, np.flatnonzero(bad.any(axis=1))):
-            row = out[i]
-            good = np.isfinite(row)
-            if not good.any():
-                row[:] = 0.0
-                continue
-            idx = np.where(good, np.arange(length), 0)
-            np.maximum.accumulate(idx, out=idx)
-            idx[: int(np.argmax(good))] = int(np.argmax(good))
-            out[i] = row[idx]
-    return out
+    return fill_nonfinite(out)
 
 
 class LastValueForecaster:
@@ -274,10 +262,12 @@ class BiLSTMForecaster:
         cfg = self._cfg
         if n == 0:
             return np.zeros((0, cfg.horizon, cfg.n_quantiles), dtype=np.float32)
-        window = stack_histories(histories, cfg.context)
         if isinstance(histories, np.ndarray) and histories.ndim == 2:
+            # a dense batch is read in place: only the points the model uses are gathered (and cleaned)
+            window = np.asarray(histories, dtype=np.float32)
             lengths = np.full(n, histories.shape[1], dtype=np.int64)
         else:
+            window = stack_histories(histories, cfg.context)
             lengths = np.asarray([np.size(h) for h in histories], dtype=np.int64)
         times = np.full(n, np.nan, dtype=np.float64)
         if end_times is not None:

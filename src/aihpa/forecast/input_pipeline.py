@@ -20,6 +20,7 @@ __all__ = [
     "Inputs",
     "Series",
     "features",
+    "fill_nonfinite",
     "inference_inputs",
     "season_period",
     "series_batch",
@@ -120,6 +121,26 @@ def features(
     return Inputs(seq=seq, season=season, level=level)
 
 
+def fill_nonfinite(a: F32) -> F32:
+    """Replace NaN/inf in each row by the previous finite value (leading ones by the first; an all-bad row by 0)."""
+    bad = ~np.isfinite(a)
+    if not bad.any():
+        return a
+    a = a.copy()
+    idx_all = np.arange(a.shape[1])
+    for i in map(int, np.flatnonzero(bad.any(axis=1))):
+        good = ~bad[i]
+        if not good.any():
+            a[i] = 0.0
+            continue
+        idx = np.where(good, idx_all, 0)
+        np.maximum.accumulate(idx, out=idx)
+        first = int(np.argmax(good))
+        idx[:first] = first
+        a[i] = a[i, idx]
+    return a
+
+
 def inference_inputs(
     window: F32,
     *,
@@ -128,13 +149,17 @@ def inference_inputs(
     step_s: float | None,
     cfg: ModelConfig,
 ) -> Inputs:
-    """Inputs for the end of each row of `window` ([B, cfg.context], left-padded; `lengths` real points per row)."""
+    """Inputs for the end of each row of `window` ([B, any width], newest last; `lengths` real points per row).
+
+    Rows shorter than the window are extended to the left with their first point; only the points the model reads
+    are gathered, and non-finite ones among them are filled (`fill_nonfinite`).
+    """
     c = window.shape[1]
-    if c != cfg.context:
-        raise ValueError(f"expected {cfg.context} points per history, got {c}")
+    if c == 0:
+        raise ValueError("histories must have at least one point")
 
     def get(offsets: npt.NDArray[np.int64]) -> F32:
-        return window[:, c - 1 + offsets]
+        return fill_nonfinite(window[:, np.maximum(c - 1 + offsets, 0)])
 
     return features(get, available=lengths, times_t=end_times, step_s=step_s, cfg=cfg)
 
