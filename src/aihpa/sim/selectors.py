@@ -1,0 +1,147 @@
+"""Label and field selectors: the query-string syntax of list/watch, and `LabelSelector` objects.
+
+Parsing failures raise `ApiError` 400 as the API server does. Pure: no I/O, no store access.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aihpa.sim.errors import ApiError
+from aihpa.sim.types import Obj
+
+__all__ = ["Matcher", "field_selector", "label_selector", "match_label_selector_object"]
+
+#: A compiled selector: object in, bool out.
+Matcher = Callable[[Obj], bool]
+
+_SET_RE = re.compile(r"^\s*(!?)\s*([A-Za-z0-9_./-]+)\s*(?:(notin|in)\s*\(([^)]*)\))?\s*$")
+_EQ_RE = re.compile(r"^\s*([A-Za-z0-9_./-]+)\s*(==|=|!=)\s*([A-Za-z0-9_.-]*)\s*$")
+
+
+def _split_terms(text: str) -> list[str]:
+    """Commas separate terms except inside `in (a,b)` parentheses."""
+    terms: list[str] = []
+    cur: list[str] = []
+    depth = 0
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            terms.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    terms.append("".join(cur))
+    return [t for t in terms if t.strip()]
+
+
+def _labels(obj: Obj) -> Mapping[str, str]:
+    labels = (obj.get("metadata") or {}).get("labels")
+    return labels if isinstance(labels, dict) else {}
+
+
+def label_selector(text: str | None) -> Matcher | None:
+    """Compile `app=web,tier!=db,env in (a,b),!legacy`; None when there is nothing to match."""
+    if not text or not text.strip():
+        return None
+    # each requirement: (key, operator, values) with operator one of = != in notin exists !exists
+    reqs: list[tuple[str, str, frozenset[str]]] = []
+    for term in _split_terms(text):
+        m = _EQ_RE.match(term)
+        if m:
+            key, op, value = m.groups()
+            reqs.append((key, "!=" if op == "!=" else "=", frozenset({value})))
+            continue
+        m = _SET_RE.match(term)
+        if not m:
+            raise ApiError.bad_request(f"unable to parse requirement: {term.strip()!r}")
+        neg, key, op, values = m.groups()
+        if op:
+            if neg:
+                raise ApiError.bad_request(f"unable to parse requirement: {term.strip()!r}")
+            reqs.append((key, op, frozenset(v.strip() for v in values.split(",") if v.strip())))
+        else:
+            reqs.append((key, "!exists" if neg else "exists", frozenset()))
+
+    def match(obj: Obj) -> bool:
+        ls = _labels(obj)
+        for key, op, values in reqs:
+            present = key in ls
+            if op in ("=", "in"):
+                ok = present and ls[key] in values
+            elif op in ("!=", "notin"):
+                ok = not present or ls[key] not in values
+            elif op == "exists":
+                ok = present
+            else:
+                ok = not present
+            if not ok:
+                return False
+        return True
+
+    return match
+
+
+def _field_value(obj: Obj, path: str) -> str | None:
+    cur: Any = obj
+    for part in path.split("."):
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(part)
+    if cur is None:
+        return None
+    if isinstance(cur, bool):
+        return "true" if cur else "false"
+    return str(cur)
+
+
+def field_selector(text: str | None) -> Matcher | None:
+    """Compile `metadata.name=x,status.phase!=Running`: any dotted field path, `=`, `==` or `!=`."""
+    if not text or not text.strip():
+        return None
+    checks: list[tuple[str, bool, str]] = []
+    for term in _split_terms(text):
+        m = re.match(r"^\s*([A-Za-z0-9_.]+)\s*(==|=|!=)\s*(.*?)\s*$", term)
+        if not m:
+            raise ApiError.bad_request(f"invalid field selector: {term.strip()!r}")
+        path, op, value = m.groups()
+        checks.append((path, op != "!=", value))
+
+    def match(obj: Obj) -> bool:
+        for path, eq, value in checks:
+            actual = _field_value(obj, path)
+            if (actual if actual is not None else "") == value:
+                if not eq:
+                    return False
+            elif eq:
+                return False
+        return True
+
+    return match
+
+
+def match_label_selector_object(selector: Obj | None, labels: Mapping[str, str]) -> bool:
+    """A `LabelSelector` object (`matchLabels` + `matchExpressions`); an empty or absent selector matches all."""
+    if not selector:
+        return True
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key = expr.get("key", "")
+        op = expr.get("operator", "")
+        values = expr.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
