@@ -1,0 +1,263 @@
+"""The label and annotation contract (DESIGN section 2): keys, defaults, and parsing a policy with warnings.
+
+The webhook and the controller both read a Deployment's `aihpa/*` annotations; they share this module so that the
+same value is accepted or rejected the same way, with the same warning text. A bad value never breaks a workload: it
+yields a warning and the default.
+
+Pure: standard library only, no I/O, no clock. It must never import the network, the Kubernetes client or JAX.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Final, Literal, TypeVar
+
+__all__ = [
+    "ANNOTATION_INITIAL_FORECAST",
+    "ANNOTATION_MANAGED",
+    "ANNOTATION_MAX_REPLICAS",
+    "ANNOTATION_MIN_REPLICAS",
+    "ANNOTATION_MODE",
+    "ANNOTATION_MODEL_VERSION",
+    "ANNOTATION_REQUESTED_REPLICAS",
+    "ANNOTATION_SCALE_DOWN_STABILIZATION",
+    "ANNOTATION_STATUS",
+    "ANNOTATION_TARGET_UTILIZATION",
+    "LABEL_ENABLED",
+    "MAX_STABILIZATION_S",
+    "MODES",
+    "POLICY_KEYS",
+    "PREFIX",
+    "WEBHOOK_KEYS",
+    "Mode",
+    "ParsedPolicy",
+    "Policy",
+    "PolicyDefaults",
+    "is_enabled",
+    "parse_policy",
+    "policy_annotations",
+]
+
+PREFIX: Final = "aihpa/"
+LABEL_ENABLED: Final = "aihpa/enabled"
+
+ANNOTATION_MIN_REPLICAS: Final = "aihpa/min-replicas"
+ANNOTATION_MAX_REPLICAS: Final = "aihpa/max-replicas"
+ANNOTATION_TARGET_UTILIZATION: Final = "aihpa/target-utilization"
+ANNOTATION_MODE: Final = "aihpa/mode"
+ANNOTATION_SCALE_DOWN_STABILIZATION: Final = "aihpa/scale-down-stabilization"
+
+ANNOTATION_MANAGED: Final = "aihpa/managed"
+ANNOTATION_MODEL_VERSION: Final = "aihpa/model-version"
+ANNOTATION_INITIAL_FORECAST: Final = "aihpa/initial-forecast"
+ANNOTATION_REQUESTED_REPLICAS: Final = "aihpa/requested-replicas"
+ANNOTATION_STATUS: Final = "aihpa/status"
+
+POLICY_KEYS: Final = (
+    ANNOTATION_MIN_REPLICAS,
+    ANNOTATION_MAX_REPLICAS,
+    ANNOTATION_TARGET_UTILIZATION,
+    ANNOTATION_MODE,
+    ANNOTATION_SCALE_DOWN_STABILIZATION,
+)
+WEBHOOK_KEYS: Final = (
+    ANNOTATION_MANAGED,
+    ANNOTATION_MODEL_VERSION,
+    ANNOTATION_INITIAL_FORECAST,
+    ANNOTATION_REQUESTED_REPLICAS,
+)
+_KNOWN_KEYS: Final = frozenset((*POLICY_KEYS, *WEBHOOK_KEYS, ANNOTATION_STATUS))
+
+Mode = Literal["predictive", "reactive", "dry-run"]
+MODES: Final[tuple[Mode, ...]] = ("predictive", "reactive", "dry-run")
+
+# The HPA caps behavior.scaleDown.stabilizationWindowSeconds at one hour; the annotation mirrors that field.
+MAX_STABILIZATION_S: Final = 3600
+# Deployment replicas are int32 on the wire.
+_MAX_REPLICAS_LIMIT: Final = 2**31 - 1
+# Admission warnings longer than 120 characters may be truncated by clients; quote user values briefly.
+_MAX_QUOTED: Final = 32
+
+T = TypeVar("T")
+
+
+def is_enabled(labels: object) -> bool:
+    """Whether a labels mapping opts the workload in: exactly the string "true", anything else leaves it alone."""
+    return isinstance(labels, Mapping) and labels.get(LABEL_ENABLED) == "true"
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDefaults:
+    """The values used when an annotation is absent or invalid (the Helm chart's values can change them)."""
+
+    min_replicas: int = 1
+    max_replicas: int = 100
+    target_utilization: float = 0.7
+    mode: Mode = "predictive"
+    scale_down_stabilization_s: int = 300
+
+    def __post_init__(self) -> None:
+        # Defaults are operator input: reject a bad set once, at start-up, rather than warn on every Deployment.
+        if not 1 <= self.min_replicas <= self.max_replicas <= _MAX_REPLICAS_LIMIT:
+            raise ValueError(
+                f"default replicas need 1 <= min ({self.min_replicas}) <= max ({self.max_replicas}) <= 2^31-1"
+            )
+        if not (math.isfinite(self.target_utilization) and 0.0 < self.target_utilization <= 1.0):
+            raise ValueError(f"default target utilization must be in (0, 1], got {self.target_utilization}")
+        if self.mode not in MODES:
+            raise ValueError(f"default mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if not 0 <= self.scale_down_stabilization_s <= MAX_STABILIZATION_S:
+            raise ValueError(
+                f"default scale-down stabilization must be 0..{MAX_STABILIZATION_S} s, "
+                f"got {self.scale_down_stabilization_s}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The effective scaling policy of one workload."""
+
+    min_replicas: int
+    max_replicas: int
+    target_utilization: float
+    mode: Mode
+    scale_down_stabilization_s: int
+
+    def clamp(self, replicas: int) -> int:
+        return max(self.min_replicas, min(self.max_replicas, replicas))
+
+
+@dataclass(frozen=True, slots=True)
+class _Invalid:
+    """Why a raw annotation value was rejected (a distinct type, since some valid values are strings)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedPolicy:
+    """A policy together with the warnings that explain every value that fell back to its default."""
+
+    policy: Policy
+    warnings: tuple[str, ...] = field(default=())
+
+
+def _quote(raw: str) -> str:
+    text = raw if len(raw) <= _MAX_QUOTED else raw[: _MAX_QUOTED - 3] + "..."
+    return repr(text)
+
+
+def _parse_int(raw: str) -> int | None:
+    text = raw.strip()
+    # int() also accepts "1_000" and "+3"; annotations should be plain decimal numbers.
+    if not text or not (text.isdecimal() and text.isascii()):
+        return None
+    return int(text)
+
+
+def _parse_replicas(raw: str) -> int | _Invalid:
+    value = _parse_int(raw)
+    if value is None or not 1 <= value <= _MAX_REPLICAS_LIMIT:
+        return _Invalid("must be a whole number >= 1")
+    return value
+
+
+def _parse_target(raw: str) -> float | _Invalid:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        return _Invalid("must be a number in (0, 1]")
+    if not (math.isfinite(value) and 0.0 < value <= 1.0):
+        return _Invalid("must be a number in (0, 1]")
+    return value
+
+
+def _parse_mode(raw: str) -> Mode | _Invalid:
+    text = raw.strip()
+    for mode in MODES:
+        if text == mode:
+            return mode
+    return _Invalid("must be one of " + ", ".join(MODES))
+
+
+def _parse_stabilization(raw: str) -> int | _Invalid:
+    value = _parse_int(raw)
+    if value is None or value > MAX_STABILIZATION_S:
+        return _Invalid(f"must be whole seconds in 0..{MAX_STABILIZATION_S}")
+    return value
+
+
+def parse_policy(annotations: Mapping[str, object] | None, *, defaults: PolicyDefaults) -> ParsedPolicy:
+    """The effective policy from a Deployment's annotations: each absent or invalid value takes its default.
+
+    Every fallback from a present value, every unknown `aihpa/` key (a likely typo) and a min above max produce one
+    short warning each, fit for an admission response or a Warning Event.
+    """
+    given: Mapping[str, object] = annotations or {}
+    warnings: list[str] = []
+
+    def field_value(key: str, parse: Callable[[str], T | _Invalid], default: T) -> tuple[T, bool]:
+        if key not in given:
+            return default, False
+        raw = given[key]
+        if not isinstance(raw, str):
+            warnings.append(f"{key} must be a string; using default {_format(default)}")
+            return default, False
+        parsed = parse(raw)
+        if isinstance(parsed, _Invalid):
+            warnings.append(f"{key}={_quote(raw)} {parsed.reason}; using default {_format(default)}")
+            return default, False
+        return parsed, True
+
+    min_replicas, min_given = field_value(ANNOTATION_MIN_REPLICAS, _parse_replicas, defaults.min_replicas)
+    max_replicas, max_given = field_value(ANNOTATION_MAX_REPLICAS, _parse_replicas, defaults.max_replicas)
+    target, _ = field_value(ANNOTATION_TARGET_UTILIZATION, _parse_target, defaults.target_utilization)
+    mode, _ = field_value(ANNOTATION_MODE, _parse_mode, defaults.mode)
+    stabilization, _ = field_value(
+        ANNOTATION_SCALE_DOWN_STABILIZATION, _parse_stabilization, defaults.scale_down_stabilization_s
+    )
+
+    if min_replicas > max_replicas:
+        # Revert only what the user set: the defaults are consistent by construction, so the result always is.
+        warnings.append(
+            f"{ANNOTATION_MIN_REPLICAS} {min_replicas} exceeds {ANNOTATION_MAX_REPLICAS} {max_replicas}; "
+            f"using defaults {defaults.min_replicas}..{defaults.max_replicas}"
+        )
+        if min_given:
+            min_replicas = defaults.min_replicas
+        if max_given:
+            max_replicas = defaults.max_replicas
+        if min_replicas > max_replicas:
+            min_replicas, max_replicas = defaults.min_replicas, defaults.max_replicas
+
+    for key in sorted(k for k in given if k.startswith(PREFIX) and k not in _KNOWN_KEYS):
+        warnings.append(f"unknown annotation {key[:60]} is ignored")
+
+    policy = Policy(
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        target_utilization=target,
+        mode=mode,
+        scale_down_stabilization_s=stabilization,
+    )
+    return ParsedPolicy(policy=policy, warnings=tuple(warnings))
+
+
+def _format(value: object) -> str:
+    # repr() of a float is the shortest string that parses back to it, so format -> parse -> format is a fixed point.
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def policy_annotations(policy: Policy) -> dict[str, str]:
+    """The policy written out as annotations, in canonical form: parsing them back yields the same policy."""
+    return {
+        ANNOTATION_MIN_REPLICAS: _format(policy.min_replicas),
+        ANNOTATION_MAX_REPLICAS: _format(policy.max_replicas),
+        ANNOTATION_TARGET_UTILIZATION: _format(policy.target_utilization),
+        ANNOTATION_MODE: policy.mode,
+        ANNOTATION_SCALE_DOWN_STABILIZATION: _format(policy.scale_down_stabilization_s),
+    }

@@ -1,0 +1,273 @@
+"""`aihpa webhook` (serve the admission webhook over TLS) and `aihpa certs` (generate certificates, inject a CA bundle).
+
+Handlers import aiohttp, cryptography and YAML only when they run, so `aihpa --help` stays fast. Input mistakes raise
+`UserError` (one line, exit 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aihpa.errors import UserError
+
+if TYPE_CHECKING:
+    from aihpa.profiles import ProfileSource
+    from aihpa.webhook.profile_files import DirectoryProfileSource
+
+__all__ = ["add_commands"]
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def add_commands(subparsers: Any) -> None:
+    serve = subparsers.add_parser(
+        "webhook",
+        help="serve the mutating admission webhook over TLS",
+        description="Serve /mutate, /healthz, /readyz and /metrics over TLS (1.2 or later).",
+    )
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, default=8443, help="port to listen on; 0 lets the OS choose (default 8443)")
+    tls = serve.add_argument_group("certificates (one of --cert-dir or --tls-cert/--tls-key)")
+    tls.add_argument("--cert-dir", type=Path, help="directory with tls.crt and tls.key (a mounted Secret); watched")
+    tls.add_argument("--tls-cert", type=Path, help="certificate chain file (PEM); watched")
+    tls.add_argument("--tls-key", type=Path, help="private key file (PEM); watched")
+    tls.add_argument(
+        "--self-signed",
+        action="store_true",
+        help="aihpa owns --cert-dir: create a CA and a certificate there if absent, and renew it at 2/3 of its life",
+    )
+    tls.add_argument(
+        "--service", default="aihpa-webhook", help="Service name for --self-signed (default aihpa-webhook)"
+    )
+    tls.add_argument("--namespace", default="aihpa", help="namespace for --self-signed (default aihpa)")
+    serve.add_argument("--model-version", default="unknown", help="forecaster version written to aihpa/model-version")
+    serve.add_argument(
+        "--profiles",
+        type=Path,
+        help="replica profiles: a mounted ConfigMap directory (watched), or one file holding a ConfigMap manifest "
+        "or a JSON object of its data",
+    )
+    serve.add_argument(
+        "--profiles-interval", type=_positive_float, default=15.0, metavar="SECONDS", help="directory poll (default 15)"
+    )
+    serve.add_argument("--default-min-replicas", type=int, default=1, metavar="N", help="(default 1)")
+    serve.add_argument("--default-max-replicas", type=int, default=100, metavar="N", help="(default 100)")
+    serve.add_argument("--default-target-utilization", type=float, default=0.7, metavar="F", help="(0, 1], default 0.7")
+    serve.add_argument(
+        "--default-mode",
+        default="predictive",
+        choices=("predictive", "reactive", "dry-run"),
+        help="(default predictive)",
+    )
+    serve.add_argument(
+        "--default-scale-down-stabilization", type=int, default=300, metavar="SECONDS", help="(default 300)"
+    )
+    serve.add_argument(
+        "--answer-within", type=_positive_float, default=1.5, metavar="SECONDS", help="answer budget (default 1.5)"
+    )
+    serve.add_argument(
+        "--cert-check-interval",
+        type=_positive_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how often to check the certificate files for change and renewal (default 30)",
+    )
+    serve.set_defaults(handler=_serve)
+
+    certs = subparsers.add_parser("certs", help="webhook certificates: generate, inject the CA bundle")
+    certs_sub = certs.add_subparsers(dest="certs_command", metavar="ACTION", required=True)
+    gen = certs_sub.add_parser(
+        "generate",
+        help="generate a CA and a serving certificate (ECDSA P-256) for the webhook Service",
+        description="Write ca.crt, ca.key, tls.crt, tls.key to --out-dir, and optionally a kubernetes.io/tls Secret.",
+    )
+    gen.add_argument("--service", required=True, help="the webhook's Service name")
+    gen.add_argument("--namespace", required=True, help="the Service's namespace")
+    gen.add_argument("--out-dir", type=Path, required=True, help="directory for the PEM files")
+    gen.add_argument("--secret-out", type=Path, help="also write a kubernetes.io/tls Secret manifest (YAML) here")
+    gen.add_argument("--secret-name", default="aihpa-webhook-tls", help="the Secret's name (default aihpa-webhook-tls)")
+    gen.add_argument("--ip", action="append", default=[], help="an IP address SAN (repeatable), e.g. 127.0.0.1")
+    gen.add_argument("--days", type=_positive_float, default=365.0, help="serving certificate lifetime (default 365)")
+    gen.add_argument("--force", action="store_true", help="overwrite existing files")
+    gen.set_defaults(handler=_certs_generate)
+
+    inject = certs_sub.add_parser(
+        "inject-ca-bundle",
+        help="set caBundle in a MutatingWebhookConfiguration manifest",
+        description="Read a webhook configuration manifest, set caBundle from a CA file, write the result.",
+    )
+    inject.add_argument("--config", type=Path, required=True, help="the webhook configuration manifest (YAML)")
+    inject.add_argument("--ca-file", type=Path, required=True, help="the CA certificate (PEM), e.g. ca.crt")
+    inject.add_argument("--out", type=Path, help="where to write the result (default: stdout)")
+    inject.set_defaults(handler=_certs_inject)
+
+
+def _load_yaml(path: Path) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path} is not YAML: {str(exc).splitlines()[0]}") from None
+
+
+def _load_profiles(path: Path | None) -> tuple[ProfileSource, DirectoryProfileSource | None]:
+    """The profile source for --profiles, and the directory source to keep watching when it is one."""
+    from aihpa.profiles import InMemoryProfileSource
+    from aihpa.webhook.profile_files import DirectoryProfileSource
+
+    if path is None:
+        return InMemoryProfileSource(), None
+    if path.is_dir():
+        watched = DirectoryProfileSource(path)
+        return watched, watched
+    doc = _load_yaml(path)  # JSON is YAML too
+    data = doc.get("data") if isinstance(doc, dict) and doc.get("kind") == "ConfigMap" else doc
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise UserError(f"{path}: expected a ConfigMap or a JSON object of profile strings")
+    source, errors = InMemoryProfileSource.from_configmap_data(data)
+    for line in errors:
+        print(f"aihpa webhook: skipping profile {line}", file=sys.stderr)
+    return source, None
+
+
+def _cert_source(args: argparse.Namespace) -> Any:
+    from aihpa.webhook.certs import CertificateSource
+
+    if args.cert_dir is not None and (args.tls_cert is not None or args.tls_key is not None):
+        raise UserError("give --cert-dir or --tls-cert/--tls-key, not both")
+    if args.cert_dir is not None:
+        if args.self_signed:
+            return CertificateSource.self_managed(args.cert_dir, service=args.service, namespace=args.namespace)
+        return CertificateSource.from_directory(args.cert_dir)
+    if args.self_signed:
+        raise UserError("--self-signed needs --cert-dir")
+    if args.tls_cert is None or args.tls_key is None:
+        raise UserError("the webhook serves TLS only: give --cert-dir, or --tls-cert and --tls-key")
+    return CertificateSource(args.tls_cert, args.tls_key)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import contextlib
+    import signal
+
+    from aihpa.annotations import PolicyDefaults
+    from aihpa.webhook.server import create_app, start_server
+    from aihpa.webhook.settings import WebhookSettings
+
+    try:
+        settings = WebhookSettings(
+            defaults=PolicyDefaults(
+                min_replicas=args.default_min_replicas,
+                max_replicas=args.default_max_replicas,
+                target_utilization=args.default_target_utilization,
+                mode=args.default_mode,
+                scale_down_stabilization_s=args.default_scale_down_stabilization,
+            ),
+            model_version=args.model_version,
+            answer_within_s=args.answer_within,
+            cert_check_interval_s=args.cert_check_interval,
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be 0..65535, got {args.port}")
+    profiles, watched = _load_profiles(args.profiles)
+    certs = _cert_source(args)
+
+    async def main() -> None:
+        app = create_app(settings, profiles, certs=certs)
+        try:
+            runner, port = await start_server(app, host=args.host, port=args.port, ssl_context=certs.ssl_context)
+        except OSError as exc:
+            raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        watcher = None if watched is None else asyncio.create_task(watched.run(interval_s=args.profiles_interval))
+        print(f"aihpa webhook: serving https://{args.host}:{port}/mutate", file=sys.stderr, flush=True)
+        try:
+            await stop.wait()
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            await runner.cleanup()
+
+    asyncio.run(main())
+    return 0
+
+
+def _certs_generate(args: argparse.Namespace) -> int:
+    import time
+
+    import yaml
+
+    from aihpa.webhook import certs
+
+    out: Path = args.out_dir
+    existing = [name for name in (certs.TLS_CERT_FILE, certs.TLS_KEY_FILE, certs.CA_CERT_FILE) if (out / name).exists()]
+    if existing and not args.force:
+        raise UserError(f"{out} already holds {', '.join(existing)}; pass --force to replace them")
+    ca, serving = certs.generate(
+        service=args.service,
+        namespace=args.namespace,
+        now=time.time(),
+        ips=args.ip,
+        lifetime_s=args.days * 86_400.0,
+    )
+    try:
+        certs.write_files(out, serving, ca=ca)
+        if args.secret_out is not None:
+            secret = certs.tls_secret(serving, name=args.secret_name, namespace=args.namespace)
+            args.secret_out.parent.mkdir(parents=True, exist_ok=True)
+            args.secret_out.write_text(yaml.safe_dump(secret, sort_keys=False))
+    except OSError as exc:
+        raise UserError(f"cannot write certificates: {exc}") from None
+    names = ", ".join(certs.dns_names(args.service, args.namespace) + list(args.ip))
+    print(f"wrote {out}/{{ca.crt,ca.key,tls.crt,tls.key}} for {names}")
+    if args.secret_out is not None:
+        print(f"wrote Secret {args.namespace}/{args.secret_name} to {args.secret_out}")
+    return 0
+
+
+def _certs_inject(args: argparse.Namespace) -> int:
+    import yaml
+
+    from aihpa.webhook.certs import inject_ca_bundle
+
+    config = _load_yaml(args.config)
+    if not isinstance(config, dict):
+        raise UserError(f"{args.config} is not a manifest")
+    try:
+        ca_pem = args.ca_file.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read {args.ca_file}: {exc.strerror}") from None
+    try:
+        updated = inject_ca_bundle(config, ca_pem)
+    except ValueError as exc:
+        raise UserError(f"{args.ca_file} is not a PEM certificate: {exc}") from None
+    text = yaml.safe_dump(updated, sort_keys=False)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text)
+    return 0

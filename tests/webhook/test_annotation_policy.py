@@ -1,0 +1,143 @@
+"""Parsing the aihpa annotations into a policy: defaults, bad values with warnings, canonical round trips."""
+
+from __future__ import annotations
+
+import pytest
+
+from aihpa.annotations import (
+    Policy,
+    PolicyDefaults,
+    is_enabled,
+    parse_policy,
+    policy_annotations,
+)
+
+DEFAULTS = PolicyDefaults()
+DEFAULT_POLICY = Policy(
+    min_replicas=1, max_replicas=100, target_utilization=0.7, mode="predictive", scale_down_stabilization_s=300
+)
+
+
+def test_absent_annotations_give_the_defaults_without_warnings() -> None:
+    assert parse_policy(None, defaults=DEFAULTS).policy == DEFAULT_POLICY
+    assert parse_policy({}, defaults=DEFAULTS).warnings == ()
+
+
+# (annotations, expected policy fields that differ from the defaults, expected warning fragments)
+CASES: list[tuple[dict[str, object], dict[str, object], list[str]]] = [
+    ({"aihpa/min-replicas": "3", "aihpa/max-replicas": "40"}, {"min_replicas": 3, "max_replicas": 40}, []),
+    ({"aihpa/min-replicas": " 2 "}, {"min_replicas": 2}, []),
+    ({"aihpa/target-utilization": "0.55"}, {"target_utilization": 0.55}, []),
+    ({"aihpa/target-utilization": "1"}, {"target_utilization": 1.0}, []),
+    ({"aihpa/mode": "dry-run"}, {"mode": "dry-run"}, []),
+    ({"aihpa/mode": "reactive"}, {"mode": "reactive"}, []),
+    ({"aihpa/scale-down-stabilization": "0"}, {"scale_down_stabilization_s": 0}, []),
+    ({"aihpa/scale-down-stabilization": "3600"}, {"scale_down_stabilization_s": 3600}, []),
+    ({"aihpa/min-replicas": "zero"}, {}, ["aihpa/min-replicas='zero' must be a whole number >= 1; using default 1"]),
+    ({"aihpa/min-replicas": "0"}, {}, ["aihpa/min-replicas='0'"]),
+    ({"aihpa/min-replicas": "-2"}, {}, ["aihpa/min-replicas='-2'"]),
+    ({"aihpa/min-replicas": "1.5"}, {}, ["aihpa/min-replicas='1.5'"]),
+    ({"aihpa/min-replicas": "1_000"}, {}, ["aihpa/min-replicas='1_000'"]),
+    ({"aihpa/min-replicas": "٣"}, {}, ["aihpa/min-replicas"]),
+    ({"aihpa/max-replicas": "99999999999"}, {}, ["aihpa/max-replicas='99999999999'"]),
+    ({"aihpa/target-utilization": "1.5"}, {}, ["must be a number in (0, 1]; using default 0.7"]),
+    ({"aihpa/target-utilization": "0"}, {}, ["aihpa/target-utilization='0'"]),
+    ({"aihpa/target-utilization": "nan"}, {}, ["aihpa/target-utilization='nan'"]),
+    ({"aihpa/target-utilization": "70%"}, {}, ["aihpa/target-utilization='70%'"]),
+    ({"aihpa/mode": "turbo"}, {}, ["must be one of predictive, reactive, dry-run; using default predictive"]),
+    ({"aihpa/mode": "Predictive"}, {}, ["aihpa/mode='Predictive'"]),
+    ({"aihpa/scale-down-stabilization": "-5"}, {}, ["must be whole seconds in 0..3600; using default 300"]),
+    ({"aihpa/scale-down-stabilization": "5m"}, {}, ["aihpa/scale-down-stabilization='5m'"]),
+    ({"aihpa/min-replicas": 3}, {}, ["aihpa/min-replicas must be a string; using default 1"]),
+    ({"aihpa/max-replica": "10"}, {}, ["unknown annotation aihpa/max-replica is ignored"]),
+    (
+        {"aihpa/min-replicas": "200"},
+        {},
+        ["aihpa/min-replicas 200 exceeds aihpa/max-replicas 100; using defaults 1..100"],
+    ),
+    ({"aihpa/min-replicas": "9", "aihpa/max-replicas": "4"}, {}, ["exceeds"]),
+    ({"aihpa/min-replicas": "9", "aihpa/max-replicas": "x"}, {"min_replicas": 9}, ["aihpa/max-replicas='x'"]),
+    ({"aihpa/managed": "true", "aihpa/status": "{}", "team": "a"}, {}, []),
+]
+
+
+@pytest.mark.parametrize(("annotations", "changed", "warnings"), CASES)
+def test_each_annotation_is_parsed_or_falls_back_with_a_warning(
+    annotations: dict[str, object], changed: dict[str, object], warnings: list[str]
+) -> None:
+    parsed = parse_policy(annotations, defaults=DEFAULTS)
+    expected = {
+        "min_replicas": 1,
+        "max_replicas": 100,
+        "target_utilization": 0.7,
+        "mode": "predictive",
+        "scale_down_stabilization_s": 300,
+        **changed,
+    }
+    assert parsed.policy == Policy(**expected)  # type: ignore[arg-type]
+    assert len(parsed.warnings) == len(warnings), parsed.warnings
+    for got, fragment in zip(parsed.warnings, warnings, strict=True):
+        assert fragment in got
+        assert len(got) <= 120 and "\n" not in got
+
+
+def test_a_long_bad_value_is_quoted_briefly() -> None:
+    parsed = parse_policy({"aihpa/mode": "x" * 500}, defaults=DEFAULTS)
+    assert len(parsed.warnings[0]) <= 120
+
+
+def test_defaults_come_from_the_settings_object() -> None:
+    defaults = PolicyDefaults(min_replicas=2, max_replicas=10, target_utilization=0.5, mode="dry-run")
+    parsed = parse_policy({"aihpa/max-replicas": "nope"}, defaults=defaults)
+    assert parsed.policy == Policy(
+        min_replicas=2, max_replicas=10, target_utilization=0.5, mode="dry-run", scale_down_stabilization_s=300
+    )
+    assert parsed.warnings == ("aihpa/max-replicas='nope' must be a whole number >= 1; using default 10",)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"min_replicas": 0},
+        {"min_replicas": 5, "max_replicas": 4},
+        {"target_utilization": 0.0},
+        {"target_utilization": float("inf")},
+        {"mode": "fast"},
+        {"scale_down_stabilization_s": 3601},
+    ],
+)
+def test_inconsistent_defaults_are_refused_at_start_up(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        PolicyDefaults(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "annotations",
+    [
+        {},
+        {"aihpa/target-utilization": "0.70000", "aihpa/min-replicas": "03", "aihpa/mode": " reactive "},
+        {"aihpa/target-utilization": "0.1234567890123", "aihpa/scale-down-stabilization": "0"},
+    ],
+)
+def test_written_annotations_parse_back_to_the_same_policy_and_text(annotations: dict[str, str]) -> None:
+    policy = parse_policy(annotations, defaults=DEFAULTS).policy
+    written = policy_annotations(policy)
+    again = parse_policy(written, defaults=DEFAULTS)
+    assert again.policy == policy and again.warnings == ()
+    assert policy_annotations(again.policy) == written
+
+
+@pytest.mark.parametrize(
+    ("labels", "enabled"),
+    [
+        ({"aihpa/enabled": "true"}, True),
+        ({"aihpa/enabled": "True"}, False),
+        ({"aihpa/enabled": "yes"}, False),
+        ({"aihpa/enabled": True}, False),
+        ({}, False),
+        (None, False),
+        (["aihpa/enabled"], False),
+    ],
+)
+def test_only_the_exact_string_true_opts_in(labels: object, enabled: bool) -> None:
+    assert is_enabled(labels) is enabled
