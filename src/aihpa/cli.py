@@ -16,7 +16,9 @@ from aihpa import __version__
 from aihpa.errors import UserError
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "aihpa.sim.cli",
     "aihpa.forecast.cli",
+    "aihpa.webhook.cli",
 )
 
 
