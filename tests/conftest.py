@@ -24,7 +24,7 @@ SHARED_TRACE_COLUMNS = {
 }
 
 # Server-side connection tasks belong to servers that fixtures own and close at teardown.
-_FIXTURE_OWNED = ("RequestHandler.start",)
+_FIXTURE_OWNED = ("RequestHandler.start", "RequestHandler._handle_request")
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ the Kubernetes client or JAX.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -18,13 +19,19 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol, runtime_checkable
 
 __all__ = [
+    "CONFIGMAP_PREFIX",
     "DAY_S",
     "FORMAT_VERSION",
+    "MAX_CONFIGMAP_BYTES",
+    "PROFILES_LABEL",
     "InMemoryProfileSource",
     "ProfileError",
     "ProfileSource",
     "ReplicaProfile",
     "configmap_key",
+    "configmap_name",
+    "configmaps_for",
+    "shard_of",
 ]
 
 DAY_S: Final = 86_400
@@ -32,6 +39,12 @@ FORMAT_VERSION: Final = 1
 # A ConfigMap key: letters, digits, '-', '_' and '.'; namespaces are DNS labels (no dots), so the first dot splits.
 _KEY_RE: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[-._a-zA-Z0-9]+$")
 _MAX_REPLICAS: Final = 2**31 - 1
+# The label that marks the ConfigMaps holding published profiles; the webhook watches with `aihpa/profiles=true`.
+PROFILES_LABEL: Final = "aihpa/profiles"
+# Shard i of the published profiles lives in the ConfigMap named `aihpa-profiles-<i>`.
+CONFIGMAP_PREFIX: Final = "aihpa-profiles-"
+# The API server refuses a ConfigMap whose data exceeds 1 MiB; a shard must stay under it.
+MAX_CONFIGMAP_BYTES: Final = 1 << 20
 
 
 class ProfileError(ValueError):
@@ -208,3 +221,63 @@ class InMemoryProfileSource:
                 continue
             source.put(profile)
         return source, errors
+
+
+def _check_shards(shards: int) -> None:
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+        raise ValueError(f"shards must be a whole number >= 1, got {shards!r}")
+
+
+def shard_of(namespace: str, name: str, shards: int) -> int:
+    """The shard (0..shards-1) that holds the profile of `namespace/name`.
+
+    SHA-256 of the ConfigMap key, not `hash()`: Python salts string hashes per process, and the controller that
+    publishes and any reader must agree on the shard across processes and restarts.
+    """
+    _check_shards(shards)
+    digest = hashlib.sha256(configmap_key(namespace, name).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % shards
+
+
+def configmap_name(shard: int) -> str:
+    """The name of the ConfigMap that holds shard `shard`."""
+    return f"{CONFIGMAP_PREFIX}{shard}"
+
+
+def configmaps_for(profiles: Iterable[ReplicaProfile], *, namespace: str, shards: int) -> list[dict[str, Any]]:
+    """The ConfigMap manifests that publish `profiles` in `namespace`, one per shard, shard order.
+
+    Every shard gets a ConfigMap, empty ones included, so that applying the list also empties a shard whose workloads
+    are gone. `data` is exactly `InMemoryProfileSource.to_configmap_data()` of the shard's profiles (keys sorted, so
+    an unchanged set yields an identical manifest and the publisher can skip the write). For a workload given twice,
+    the profile generated last wins. Raises ProfileError if a shard would exceed what the API server stores.
+    """
+    if not namespace:
+        raise ValueError("a namespace is required")
+    _check_shards(shards)
+    buckets = [InMemoryProfileSource() for _ in range(shards)]
+    ordered = sorted(profiles, key=lambda p: p.generated_at)  # stable: the later of two equal times still wins
+    for profile in ordered:
+        buckets[shard_of(profile.namespace, profile.name, shards)].put(profile)
+    manifests: list[dict[str, Any]] = []
+    for shard, bucket in enumerate(buckets):
+        data = dict(sorted(bucket.to_configmap_data().items()))
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in data.items())
+        if size > MAX_CONFIGMAP_BYTES:
+            raise ProfileError(
+                f"shard {shard} holds {size} bytes of profiles, over the ConfigMap limit of {MAX_CONFIGMAP_BYTES}; "
+                "publish with more shards"
+            )
+        manifests.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": configmap_name(shard),
+                    "namespace": namespace,
+                    "labels": {PROFILES_LABEL: "true", "app.kubernetes.io/name": "aihpa"},
+                },
+                "data": data,
+            }
+        )
+    return manifests

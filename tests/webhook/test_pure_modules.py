@@ -20,7 +20,10 @@ PURE = [
     SRC / "webhook" / "settings.py",
     SRC / "webhook" / "types.py",
 ]
-ALLOWED_STDLIB = {"__future__", "base64", "collections", "copy", "dataclasses", "json", "math", "re", "typing"}
+# hashlib: profiles.py hashes workload keys into shards (a pure function of its input).
+ALLOWED_STDLIB = {
+    "__future__", "base64", "collections", "copy", "dataclasses", "hashlib", "json", "math", "re", "typing"
+}
 ALLOWED_AIHPA = {
     "aihpa.annotations",
     "aihpa.profiles",
