@@ -18,7 +18,9 @@ from aihpa.errors import UserError
 COMMAND_MODULES: tuple[str, ...] = (
     "aihpa.sim.cli",
     "aihpa.forecast.cli",
+    "aihpa.controller_cli",
     "aihpa.webhook.cli",
+    "aihpa.backtest.cli",
 )
 
 

@@ -20,8 +20,8 @@ async def test_scale_is_written_with_the_version_it_was_decided_on(sim_cluster: 
         seen.append(scale["spec"]["replicas"])
         return 5
 
-    # someone else's write lands between our read and our write: the first update conflicts
-    fault = sim_cluster.faults.add(Fault(verb="update", resource="deployments/scale", status=409, times=1))
+    # someone else's write lands between our read and our write: the first patch conflicts
+    fault = sim_cluster.faults.add(Fault(verb="patch", resource="deployments/scale", status=409, times=1))
     result = await update_scale(kube, namespace="default", name="web", decide=decide)
     assert fault.fired == 1
     assert result.changed and result.before == 2 and result.after == 5 and result.attempts == 2
@@ -32,15 +32,51 @@ async def test_scale_is_written_with_the_version_it_was_decided_on(sim_cluster: 
 
 async def test_no_write_when_the_decision_is_unchanged_or_none(sim_cluster: Cluster, kube: KubeClient) -> None:
     await sim_cluster.create(deployment_manifest("web", replicas=3))
-    fault = sim_cluster.faults.add(Fault(verb="update", resource="deployments/scale", status=500))
+    fault = sim_cluster.faults.add(Fault(verb="patch", resource="deployments/scale", status=500))
     assert not (await update_scale(kube, namespace="default", name="web", decide=lambda s: 3)).changed
     assert not (await update_scale(kube, namespace="default", name="web", decide=lambda s: None)).changed
     assert fault.fired == 0
 
 
+async def test_a_count_changed_by_someone_else_is_decided_again(sim_cluster: Cluster, kube: KubeClient) -> None:
+    await sim_cluster.create(deployment_manifest("web", replicas=2))
+    seen: list[int] = []
+
+    def decide(scale: dict[str, Any]) -> int:
+        seen.append(scale["spec"]["replicas"])
+        return scale["spec"]["replicas"] + 3
+
+    real_read = kube.get
+
+    async def racing_get(path: str, **params: Any) -> Any:
+        scale = await real_read(path, **params)
+        if len(seen) == 0:  # kubectl scale lands right after our first read
+            await sim_cluster.scale("web", 7)
+        return scale
+
+    kube.get = racing_get  # type: ignore[method-assign]
+    result = await update_scale(kube, namespace="default", name="web", decide=decide)
+    assert seen == [2, 7]  # the test op failed on the stale count; decided again on the fresh one
+    assert result.after == 10 and result.attempts == 2
+
+
+async def test_a_status_update_between_read_and_write_is_no_conflict(sim_cluster: Cluster, kube: KubeClient) -> None:
+    await sim_cluster.create(deployment_manifest("web", replicas=2))
+    real_read = kube.get
+
+    async def racing_get(path: str, **params: Any) -> Any:
+        scale = await real_read(path, **params)
+        await sim_cluster.advance(10)  # pods become ready: the deployment's status (and resourceVersion) changes
+        return scale
+
+    kube.get = racing_get  # type: ignore[method-assign]
+    result = await update_scale(kube, namespace="default", name="web", decide=lambda s: 4)
+    assert result.changed and result.attempts == 1
+
+
 async def test_persistent_conflicts_surface_after_the_attempts(sim_cluster: Cluster, kube: KubeClient) -> None:
     await sim_cluster.create(deployment_manifest("web", replicas=1))
-    sim_cluster.faults.add(Fault(verb="update", resource="deployments/scale", status=409))
+    sim_cluster.faults.add(Fault(verb="patch", resource="deployments/scale", status=409))
     with pytest.raises(ConflictError):
         await update_scale(kube, namespace="default", name="web", decide=lambda s: 4, attempts=3)
 

@@ -28,6 +28,7 @@ __all__ = [
     "Forecaster",
     "LastValueForecaster",
     "SeasonalNaiveForecaster",
+    "UnavailableForecaster",
     "bucket_size",
     "default_model_dir",
     "load_default_forecaster",
@@ -293,3 +294,42 @@ def default_model_dir() -> Path:
 def load_default_forecaster() -> BiLSTMForecaster:
     """The Bi-LSTM trained on the shared traces that ships with aihpa."""
     return BiLSTMForecaster.from_checkpoint(default_model_dir())
+
+
+class UnavailableForecaster:
+    """Stands in when no model could be loaded: every forecast is NaN, so every policy falls back to reactive.
+
+    `reason` says why, for logs and Events; the controller keeps scaling (reactively) instead of stopping.
+    """
+
+    def __init__(self, *, reason: str, horizon: int = 15, quantiles: tuple[float, ...] = DEFAULT_QUANTILES) -> None:
+        self.reason = reason
+        self._horizon = horizon
+        self._quantiles = quantiles
+
+    version = "unavailable"
+
+    @property
+    def horizon(self) -> int:
+        return self._horizon
+
+    @property
+    def quantiles(self) -> tuple[float, ...]:
+        return self._quantiles
+
+    @property
+    def context(self) -> int:
+        return 1
+
+    @property
+    def min_history(self) -> int:
+        return 1
+
+    def predict(
+        self,
+        histories: Sequence[npt.ArrayLike] | npt.NDArray[np.floating],
+        *,
+        end_times: Sequence[float | None] | npt.NDArray[np.floating] | None = None,
+        step_s: float | None = None,
+    ) -> npt.NDArray[np.float32]:
+        return np.full((len(histories), self._horizon, len(self._quantiles)), np.nan, dtype=np.float32)

@@ -1,8 +1,10 @@
 """Read and write a Deployment's replicas through its `scale` subresource, with conflict retry.
 
-`update_scale` reads /scale, asks the caller what the replicas should be given what it sees, and writes with the
-resourceVersion it read: if someone else changed the Deployment meanwhile (409), it reads again and asks again, so
-a decision is never applied to a state it was not made for.
+`update_scale` reads /scale, asks the caller what the replicas should be given what it sees, and writes a JSON patch
+that first tests that spec.replicas is still the count it read, then replaces it. If someone else changed the count
+meanwhile (the test fails: 422, or a 409), it reads again and asks again, so a decision is never applied to a count
+it was not made for. Unlike a write conditioned on the resourceVersion, the deployment controller's frequent status
+updates cannot make it fail.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aihpa.k8s.client import KubeClient
-from aihpa.k8s.errors import ConflictError
+from aihpa.k8s.client import JSON_PATCH, KubeClient
+from aihpa.k8s.errors import ConflictError, PermanentError
 
 __all__ = ["ScaleResult", "deployment_scale_path", "read_scale", "update_scale"]
 
@@ -50,21 +52,18 @@ async def update_scale(
         desired = decide(scale)
         if desired is None or desired == current:
             return ScaleResult(before=current, after=current, changed=False, attempts=attempt)
-        body = {
-            "apiVersion": "autoscaling/v1",
-            "kind": "Scale",
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "resourceVersion": (scale.get("metadata") or {}).get("resourceVersion"),
-            },
-            "spec": {"replicas": int(desired)},
-        }
+        body = [
+            {"op": "test", "path": "/spec/replicas", "value": current},
+            {"op": "replace", "path": "/spec/replicas", "value": int(desired)},
+        ]
         try:
-            await client.request("PUT", path, body=body)
-        except ConflictError:
-            if attempt == attempts:
+            await client.request("PATCH", path, body=body, content_type=JSON_PATCH)
+        except (ConflictError, PermanentError) as exc:
+            lost_race = isinstance(exc, ConflictError) or exc.status == 422
+            if not lost_race:
                 raise
+            if attempt == attempts:
+                raise ConflictError(f"{namespace}/{name}: replicas kept changing under us: {exc}") from exc
             continue
         return ScaleResult(before=current, after=int(desired), changed=True, attempts=attempt)
     raise AssertionError("unreachable")  # pragma: no cover

@@ -4,18 +4,21 @@ Adapter layer: sources do network I/O; `History` is plain data. Nothing here dec
 """
 
 from aihpa.metrics.history import History, Series
+from aihpa.metrics.metrics_api import MetricsAPISource
 from aihpa.metrics.prometheus import DEFAULT_QUERY, PrometheusSource
 from aihpa.metrics.quantity import parse_cpu
-from aihpa.metrics.source import MetricsError, MetricsSource, WorkloadRef, selector_to_string
+from aihpa.metrics.source import MetricsError, MetricsSource, WorkloadRef, selector_matches, selector_to_string
 
 __all__ = [
     "DEFAULT_QUERY",
     "History",
+    "MetricsAPISource",
     "MetricsError",
     "MetricsSource",
     "PrometheusSource",
     "Series",
     "WorkloadRef",
     "parse_cpu",
+    "selector_matches",
     "selector_to_string",
 ]

@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from aihpa.errors import AihpaError
 
-__all__ = ["MetricsError", "MetricsSource", "WorkloadRef", "selector_to_string"]
+__all__ = ["MetricsError", "MetricsSource", "WorkloadRef", "selector_matches", "selector_to_string"]
 
 
 class MetricsError(AihpaError):
@@ -59,3 +59,27 @@ def selector_to_string(selector: Mapping[str, Any]) -> str:
         else:
             raise ValueError(f"unknown label selector operator {op!r}")
     return ",".join(parts)
+
+
+def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """Whether `labels` satisfy a LabelSelector object, as the API server decides it. An empty selector matches
+    nothing here: a Deployment always has one, and matching every pod would be a silent disaster."""
+    match = dict(selector.get("matchLabels") or {})
+    exprs = list(selector.get("matchExpressions") or [])
+    if not match and not exprs:
+        return False
+    if any(labels.get(k) != v for k, v in match.items()):
+        return False
+    for expr in exprs:
+        key, op, values = expr["key"], expr["operator"], set(expr.get("values") or [])
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
+            raise ValueError(f"unknown label selector operator {op!r}")
+    return True

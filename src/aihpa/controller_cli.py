@@ -1,0 +1,149 @@
+"""`aihpa controller`: run the operator against a cluster (in-cluster config or a kubeconfig).
+
+Serves /metrics, /healthz and /readyz on --port; stops cleanly on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+from aihpa.errors import UserError
+
+__all__ = ["add_commands"]
+
+logger = logging.getLogger(__name__)
+
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser(
+        "controller",
+        help="run the controller: forecast and scale every Deployment labeled aihpa/enabled=true",
+        description="Watch labeled Deployments, forecast their CPU demand and scale them ahead of load.",
+    )
+    p.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: in-cluster, then $KUBECONFIG)")
+    p.add_argument("--context", default=None, help="kubeconfig context")
+    p.add_argument("--namespace", default="aihpa", help="the controller's own namespace (lease, profiles)")
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument("--watch-namespace", default=None, help="only manage Deployments in this namespace")
+    scope.add_argument("--all-namespaces", action="store_true", help="manage Deployments in every namespace "
+                       "(the default)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="decide and report (Events, status, metrics) for every workload, never patch a scale")
+    p.add_argument("--log-format", choices=("json", "text"), default="json", help="log lines as JSON (default)")
+    p.add_argument("--metrics", choices=("metrics-api", "prometheus"), default="metrics-api",
+                   help="where CPU usage comes from (default: metrics.k8s.io)")
+    p.add_argument("--prometheus-url", default=None, help="Prometheus base URL (with --metrics prometheus)")
+    p.add_argument("--prometheus-query", default=None,
+                   help="PromQL template with $namespace, $name, $pod_regex, $rate_window")
+    p.add_argument("--model", default=None, metavar="DIR", help="checkpoint or models directory (default: shipped)")
+    p.add_argument("--port", type=int, default=8080, help="port of /metrics, /healthz and /readyz")
+    p.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    p.add_argument("--sync-period", type=float, default=15.0, help="seconds between cycles")
+    p.add_argument("--risk", type=float, default=0.01, help="share of saturated steps to aim for (0, 1)")
+    p.add_argument("--identity", default=None, help="name in the leader election (default: hostname)")
+    p.add_argument("--no-leader-election", action="store_true", help="act without holding the lease")
+    p.add_argument("--history-file", default=None, help="persist the usage history here (e.g. on a PVC)")
+    p.add_argument("--profile-shards", type=int, default=4, help="ConfigMaps the replica profiles are spread over")
+    p.add_argument("--default-min-replicas", type=int, default=1)
+    p.add_argument("--default-max-replicas", type=int, default=100)
+    p.add_argument("--default-target-utilization", type=float, default=0.7)
+    p.add_argument("--default-scale-down-stabilization", type=int, default=300)
+    p.set_defaults(handler=_run)
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from dataclasses import replace
+
+    from aihpa.annotations import PolicyDefaults
+    from aihpa.controller import ControllerSettings
+
+    try:
+        defaults = PolicyDefaults(
+            min_replicas=args.default_min_replicas,
+            max_replicas=args.default_max_replicas,
+            target_utilization=args.default_target_utilization,
+            scale_down_stabilization_s=args.default_scale_down_stabilization,
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    if not 0.0 < args.risk < 1.0:
+        raise UserError("--risk must be in (0, 1)")
+    if args.sync_period <= 0:
+        raise UserError("--sync-period must be positive")
+    settings = ControllerSettings(
+        sync_period_s=args.sync_period,
+        namespace=args.namespace,
+        watch_namespace=args.watch_namespace,
+        leader_election=not args.no_leader_election,
+        defaults=defaults,
+        risk=args.risk,
+        history_file=args.history_file,
+        profile_shards=args.profile_shards,
+        dry_run=args.dry_run,
+    )
+    return replace(settings, identity=args.identity) if args.identity else settings
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.log_format == "json":
+        from aihpa.observability import use_json_logs
+
+        use_json_logs()
+    if args.metrics == "prometheus" and not args.prometheus_url:
+        raise UserError("--metrics prometheus needs --prometheus-url")
+    asyncio.run(_serve(args, settings))
+    return 0
+
+
+async def _serve(args: argparse.Namespace, settings: Any) -> None:
+    from aiohttp import web
+
+    from aihpa.controller import Controller
+    from aihpa.forecast.forecaster import BiLSTMForecaster, UnavailableForecaster, load_default_forecaster
+    from aihpa.k8s import KubeClient, api_client
+    from aihpa.metrics import MetricsAPISource, PrometheusSource
+    from aihpa.observability import health_app
+
+    loop = asyncio.get_running_loop()
+    forecaster: Any
+    try:
+        forecaster = await loop.run_in_executor(
+            None,
+            lambda: load_default_forecaster() if args.model is None else BiLSTMForecaster.from_checkpoint(args.model),
+        )
+    except Exception as exc:  # the controller keeps scaling reactively rather than not at all
+        logger.error("model %s failed to load, running REACTIVE ONLY: %s", args.model or "(shipped)", exc)
+        forecaster = UnavailableForecaster(reason=f"model failed to load: {exc}")
+    api = await api_client(kubeconfig=args.kubeconfig, context=args.context)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with api:
+        kube = KubeClient(api)
+        source: Any
+        if args.metrics == "prometheus":
+            kwargs = {"query": args.prometheus_query} if args.prometheus_query else {}
+            source = PrometheusSource(args.prometheus_url, **kwargs)
+        else:
+            source = MetricsAPISource(kube)
+        controller = Controller(client=kube, metrics=source, forecaster=forecaster, settings=settings)
+        runner = web.AppRunner(health_app(controller.metrics, healthy=controller.healthy, ready=controller.ready),
+                               access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, args.host, args.port).start()
+        logger.info("aihpa controller %s serving on %s:%d, model %s", settings.identity, args.host, args.port,
+                    forecaster.version)
+        try:
+            async with controller:
+                await stop.wait()
+        finally:
+            await runner.cleanup()
+            if isinstance(source, PrometheusSource):
+                await source.close()

@@ -1,0 +1,136 @@
+"""metrics.k8s.io as a metrics source: the sum of PodMetrics CPU over the pods that the Deployment's selector matches.
+
+Pods are selected by the Deployment's own label selector (matchLabels and matchExpressions), never by name prefix:
+sent to the API server as a labelSelector when a namespace has few workloads, or, when it has many, matched here
+against the labels of one PodMetrics list of the whole namespace (metrics-server copies pod labels onto PodMetrics),
+so a cycle costs one request per namespace instead of one per workload. A workload with no PodMetrics, or a
+failed request, is reported unknown (None), which the controller never treats as zero.
+
+Adapter layer: network I/O through `aihpa.k8s.KubeClient`; no decisions here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+
+from aihpa.k8s.client import KubeClient
+from aihpa.k8s.errors import K8sError
+from aihpa.metrics.quantity import parse_cpu
+from aihpa.metrics.source import WorkloadRef, selector_matches, selector_to_string
+
+__all__ = ["MetricsAPISource", "PodUsage"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PodUsage:
+    cores: float
+    pods: int
+
+
+class MetricsAPISource:
+    """`MetricsSource` over `/apis/metrics.k8s.io/v1beta1` (metrics-server)."""
+
+    def __init__(self, client: KubeClient, *, concurrency: int = 16, list_namespace_from: int = 4) -> None:
+        self._client = client
+        self._sem = asyncio.Semaphore(concurrency)
+        # a namespace with at least this many workloads is read with one list instead of one query per workload
+        self._list_from = list_namespace_from
+        #: pods with metrics per workload key in the last `usage` call (the HPA's "pods with metrics")
+        self.pods: dict[str, int] = {}
+
+    async def pod_usage(self, workload: WorkloadRef) -> PodUsage | None:
+        try:
+            selector = selector_to_string(workload.selector)
+        except (KeyError, ValueError) as exc:
+            logger.warning("%s: unusable selector: %s", workload.key, exc)
+            return None
+        if not selector:
+            return None  # an empty selector would match every pod in the namespace
+        async with self._sem:
+            try:
+                listing = await self._client.request(
+                    "GET",
+                    f"/apis/metrics.k8s.io/v1beta1/namespaces/{workload.namespace}/pods",
+                    params={"labelSelector": selector},
+                )
+            except K8sError as exc:
+                logger.info("%s: metrics unavailable: %s", workload.key, exc)
+                return None
+        items = listing.get("items") or []
+        if not items:
+            return None
+        total = 0.0
+        for pod in items:
+            for container in pod.get("containers") or []:
+                try:
+                    total += parse_cpu((container.get("usage") or {}).get("cpu", "0"))
+                except ValueError:
+                    logger.warning("%s: bad CPU quantity in PodMetrics %s", workload.key,
+                                   (pod.get("metadata") or {}).get("name"))
+                    return None
+        return PodUsage(cores=total, pods=len(items))
+
+    async def namespace_usage(self, namespace: str, workloads: Sequence[WorkloadRef]) -> list[PodUsage | None]:
+        """Usage of many workloads of one namespace from one PodMetrics list, selectors matched locally."""
+        async with self._sem:
+            try:
+                listing = await self._client.request(
+                    "GET", f"/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods"
+                )
+            except K8sError as exc:
+                logger.info("namespace %s: metrics unavailable: %s", namespace, exc)
+                return [None] * len(workloads)
+        # index workloads by one of their matchLabels pairs, so each pod is checked against few selectors
+        by_pair: dict[tuple[str, str], list[int]] = {}
+        loose: list[int] = []
+        for i, w in enumerate(workloads):
+            pairs = sorted(dict(w.selector.get("matchLabels") or {}).items())
+            (by_pair.setdefault(pairs[0], []) if pairs else loose).append(i)
+        cores = [0.0] * len(workloads)
+        pods = [0] * len(workloads)
+        bad: set[int] = set()
+        for pod in listing.get("items") or []:
+            labels = (pod.get("metadata") or {}).get("labels") or {}
+            candidates = set(loose)
+            for pair in labels.items():
+                candidates.update(by_pair.get(pair, ()))
+            for i in candidates:
+                try:
+                    if not selector_matches(workloads[i].selector, labels):
+                        continue
+                    cores[i] += sum(parse_cpu((c.get("usage") or {}).get("cpu", "0"))
+                                    for c in pod.get("containers") or [])
+                except (KeyError, ValueError):
+                    bad.add(i)
+                    continue
+                pods[i] += 1
+        return [None if i in bad or pods[i] == 0 else PodUsage(cores=cores[i], pods=pods[i])
+                for i in range(len(workloads))]
+
+    async def usage(self, workloads: Sequence[WorkloadRef], *, at: float | None = None) -> dict[str, float | None]:
+        """Current usage (metrics-server has no history: `at` is ignored)."""
+        groups: dict[str, list[WorkloadRef]] = {}
+        for w in workloads:
+            groups.setdefault(w.namespace, []).append(w)
+        jobs: list[Awaitable[list[PodUsage | None]]] = []
+        for ns, group in groups.items():
+            if len(group) >= self._list_from:
+                jobs.append(self.namespace_usage(ns, group))
+            else:
+                jobs.append(asyncio.gather(*(self.pod_usage(w) for w in group)))
+        answers = await asyncio.gather(*jobs)
+        ordered = [w for group in groups.values() for w in group]
+        results = [r for answer in answers for r in answer]
+        out: dict[str, float | None] = {}
+        for w, r in zip(ordered, results, strict=True):
+            out[w.key] = None if r is None else r.cores
+            if r is not None:
+                self.pods[w.key] = r.pods
+            else:
+                self.pods.pop(w.key, None)
+        return out

@@ -1,0 +1,159 @@
+"""The controller cycle on the simulated cluster: scale ahead of load, explain it, and stay safe on bad input."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aihpa.sim.faults import Fault
+from aihpa.sim.testing import deployment_manifest
+from tests.controller.conftest import Rig
+
+LABELS = {"aihpa/enabled": "true"}
+
+
+async def _deploy(rig: Rig, name: str, *, cores: float, replicas: int = 2, **annotations: str) -> dict[str, Any]:
+    manifest = deployment_manifest(name, replicas=replicas, labels=LABELS, cpu_request="500m", cpu_limit="1",
+                                   annotations={"sim.aihpa.io/demand-cores": str(cores), **annotations})
+    obj = await rig.cluster.create(manifest)
+    await rig.controller.wait_until(lambda: f"default/{name}" in rig.controller.workloads)
+    return obj
+
+
+def _deployment(rig: Rig, name: str) -> dict[str, Any]:
+    dep = rig.cluster.get("apps/v1", "Deployment", name, "default")
+    assert dep is not None
+    return dep
+
+
+def _events(rig: Rig, reason: str) -> list[dict[str, Any]]:
+    return [e for e in rig.cluster.list("v1", "Event", "default") if e.get("reason") == reason]
+
+
+async def test_scales_up_to_the_forecast_before_the_load_arrives(rig: Rig) -> None:
+    await _deploy(rig, "web", cores=0.8)  # 0.8 cores today over 2 pods of 0.5: the HPA wants ~3
+    rig.forecaster.value = 7.0  # the forecast says 7 cores are coming: 7 / (0.5 x 0.7) = 20 pods
+    await rig.cycles(10)  # the scale-up rate limit (100% or 4 pods per 15 s) takes a few steps to get there
+    dep = _deployment(rig, "web")
+    assert dep["spec"]["replicas"] == 20
+    status = json.loads(dep["metadata"]["annotations"]["aihpa/status"])
+    assert status["model"] == "scripted-1" and status["replicas"] == 20
+    assert "forecast peak" in status["reason"] and status["forecast"]["peak"]["p99"] == 7.0
+    messages = [e["message"] for e in _events(rig, "Scaled")]
+    final = [m for m in messages if "-> 20:" in m]
+    assert len(final) == 1 and "forecast peak" in final[0]
+    assert rig.forecaster.calls and all(n == 1 for n in rig.forecaster.calls)
+
+
+async def test_all_workloads_are_forecast_in_one_call_per_model_step(rig: Rig) -> None:
+    for name in ("a", "b", "c"):
+        await _deploy(rig, name, cores=0.5)
+    await rig.cycles(5)
+    calls_before = len(rig.forecaster.calls)
+    assert rig.forecaster.calls[-1] == 3
+    # three more syncs inside the same model step: no new forecast
+    await rig.cycles(3, every=15.0)
+    assert len(rig.forecaster.calls) <= calls_before + 1
+
+
+async def test_dry_run_decides_and_reports_but_never_patches(rig: Rig) -> None:
+    await _deploy(rig, "web", cores=0.8, **{"aihpa/mode": "dry-run"})
+    rig.forecaster.value = 7.0
+    await rig.cycles(5)
+    dep = _deployment(rig, "web")
+    assert dep["spec"]["replicas"] == 2
+    status = json.loads(dep["metadata"]["annotations"]["aihpa/status"])
+    # it would scale now as far as the rate limit allows, and says so
+    assert status["mode"] == "dry-run" and status["replicas"] > 2 and "forecast peak" in status["reason"]
+    assert not _events(rig, "Scaled")
+
+
+async def test_a_missing_metric_never_scales_down(rig: Rig) -> None:
+    await _deploy(rig, "web", cores=0.2, replicas=6)
+    rig.forecaster.value = 0.1  # the forecast says almost nothing is coming
+    rig.cluster.faults.add(Fault(group="metrics.k8s.io", status=503))
+    await rig.cycles(6)
+    assert _deployment(rig, "web")["spec"]["replicas"] == 6
+    status = json.loads(_deployment(rig, "web")["metadata"]["annotations"]["aihpa/status"])
+    assert "metrics unavailable" in status["reason"]
+
+
+async def test_a_nan_forecast_falls_back_to_the_reactive_hpa(rig: Rig) -> None:
+    await _deploy(rig, "web", cores=2.1, replicas=2)
+    rig.forecaster.value = float("nan")
+    await rig.cycles(5)
+    dep = _deployment(rig, "web")
+    status = json.loads(dep["metadata"]["annotations"]["aihpa/status"])
+    assert "fallback" in status["reason"] and "not finite" in status["reason"]
+    # reactive: 2.1 cores need 2.1 / (0.5 x 0.7) = 6 pods (once they report)
+    assert dep["spec"]["replicas"] >= 4
+
+
+async def test_a_deployment_that_an_hpa_targets_is_left_alone(rig: Rig) -> None:
+    await _deploy(rig, "web", cores=0.8)
+    hpa = {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                 "minReplicas": 1, "maxReplicas": 10},
+    }
+    await rig.cluster.create(hpa)
+    await rig.controller.wait_until(lambda: "default/web" in rig.controller.hpa_targets)
+    rig.forecaster.value = 7.0
+    await rig.cycles(5)
+    assert _deployment(rig, "web")["spec"]["replicas"] == 2
+    warnings = _events(rig, "HPAConflict")
+    assert len(warnings) == 1 and warnings[0]["type"] == "Warning"
+
+
+async def test_a_bad_annotation_gets_a_warning_event_and_the_default(rig: Rig) -> None:
+    await _deploy(rig, "web", cores=0.8, **{"aihpa/max-replicas": "lots"})
+    rig.forecaster.value = 70.0  # would need 200 pods: the default max of 100 applies
+    await rig.cycles(12)
+    warnings = _events(rig, "InvalidAnnotation")
+    assert warnings and "aihpa/max-replicas" in warnings[0]["message"]
+    assert _deployment(rig, "web")["spec"]["replicas"] == 100
+
+
+async def test_metrics_endpoint_explains_the_decisions(rig: Rig) -> None:
+    await _deploy(rig, "web", cores=0.8)
+    rig.forecaster.value = 7.0
+    await rig.cycles(10)
+    text = rig.controller.metrics.render().decode()
+    assert 'aihpa_forecast_cores{deployment="web",namespace="default",quantile="p99"} 7.0' in text
+    assert 'aihpa_replicas{deployment="web",kind="desired",namespace="default"} 20.0' in text
+    assert 'aihpa_decisions_total{reason="forecast"}' in text
+    assert "aihpa_cycle_duration_seconds_count" in text
+    assert 'aihpa_model_info{version="scripted-1"} 1.0' in text
+
+
+async def test_replica_profiles_are_published_for_the_webhook(rig: Rig) -> None:
+    from aihpa.profiles import InMemoryProfileSource
+
+    await _deploy(rig, "web", cores=0.8)
+    rig.forecaster.value = 7.0
+    await rig.cycles(10)
+    written = await rig.controller.publish_profiles(now=rig.cluster.clock.now())
+    assert written >= 1
+    maps = [cm for cm in rig.cluster.list("v1", "ConfigMap", "aihpa")
+            if (cm["metadata"].get("labels") or {}).get("aihpa/profiles") == "true"]
+    data = {k: v for cm in maps for k, v in (cm.get("data") or {}).items()}
+    source, errors = InMemoryProfileSource.from_configmap_data(data)
+    assert not errors
+    profile = source.by_workload("default", "web")
+    assert profile is not None and profile.model_version == "scripted-1"
+    assert profile.replicas_at(rig.cluster.clock.now()) == _deployment(rig, "web")["spec"]["replicas"]
+
+
+async def test_a_standby_replica_decides_but_never_writes(rig: Rig) -> None:
+    from dataclasses import replace
+
+    rig.controller.settings = replace(rig.controller.settings, leader_election=True)  # and it holds no lease
+    await _deploy(rig, "web", cores=0.8)
+    rig.forecaster.value = 7.0
+    await rig.cycles(6)
+    dep = _deployment(rig, "web")
+    assert dep["spec"]["replicas"] == 2
+    assert "aihpa/status" not in (dep["metadata"].get("annotations") or {})
+    assert not _events(rig, "Scaled")
+    assert "aihpa_leader 0.0" in rig.controller.metrics.render().decode()
