@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # pytest arguments, e.g. `make test PYTEST_ARGS="-k traces"`
 PYTEST_ARGS ?=
 
-.PHONY: install test demo lint clean
+.PHONY: install test demo lint clean docs
 
 install: $(STAMP)
 
@@ -29,3 +29,6 @@ lint: install
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache
+
+docs: install
+	$(BIN)/python -c "from aihpa.cli import update_readme; update_readme()"

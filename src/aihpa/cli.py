@@ -56,3 +56,43 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def markdown_reference() -> str:
+    """The CLI reference (every command's --help) as Markdown, as the README carries it."""
+    import os
+
+    previous = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal: fix the width so the text is reproducible
+    try:
+        parser = build_parser()
+        parts = ["```text", parser.format_help().rstrip(), "```"]
+
+        def walk(p: argparse.ArgumentParser, prefix: str) -> None:
+            for action in p._actions:
+                if isinstance(action, argparse._SubParsersAction):
+                    for name, sub in action.choices.items():
+                        parts.extend([f"\n#### `{prefix} {name}`\n", "```text", sub.format_help().rstrip(), "```"])
+                        walk(sub, f"{prefix} {name}")
+
+        walk(parser, "aihpa")
+        return "\n".join(parts) + "\n"
+    finally:
+        if previous is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = previous
+
+
+def update_readme(path: str = "README.md") -> bool:
+    """Rewrite the README's CLI reference between its markers; returns whether it changed."""
+    from pathlib import Path
+
+    start, end = "<!-- cli-reference:start -->", "<!-- cli-reference:end -->"
+    text = Path(path).read_text()
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    new = f"{head}{start}\n{markdown_reference()}{end}{tail}"
+    if new != text:
+        Path(path).write_text(new)
+    return new != text

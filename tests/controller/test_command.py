@@ -54,8 +54,12 @@ async def test_a_model_that_fails_to_load_leaves_it_scaling_reactively_and_sigte
         )
         try:
             # metrics need a pod that reports: 2 cores on one 1-core pod saturates it, so the HPA doubles it
-            await _until(lambda: (cluster.get("apps/v1", "Deployment", "web", "default") or {})
-                         .get("spec", {}).get("replicas", 1) > 1)
+            def scaled_and_explained() -> bool:
+                dep = cluster.get("apps/v1", "Deployment", "web", "default") or {}
+                annotations = dep.get("metadata", {}).get("annotations") or {}
+                return dep.get("spec", {}).get("replicas", 1) > 1 and "aihpa/status" in annotations
+
+            await _until(scaled_and_explained)
             dep = cluster.get("apps/v1", "Deployment", "web", "default")
             assert dep is not None
             status = json.loads(dep["metadata"]["annotations"]["aihpa/status"])

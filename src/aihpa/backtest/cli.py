@@ -59,6 +59,8 @@ def add_commands(sub: Any) -> None:
         help="aihpa's forecaster: the shipped Bi-LSTM (bilstm), a baseline, or auto (the Bi-LSTM when installed, "
         "else seasonal-naive)",
     )
+    p.add_argument("--model", default=None, metavar="DIR",
+                   help="aihpa's Bi-LSTM from this checkpoint or models directory instead of the shipped one")
     p.set_defaults(handler=run_backtest_command)
 
 
@@ -93,7 +95,13 @@ def run_backtest_command(args: argparse.Namespace) -> int:
         if start >= len(trace):
             raise UserError(f"--slice {args.slice}: the trace has only {len(trace)} samples")
         trace = trace.slice(start, len(trace) if stop is None else stop)
-    forecaster = _forecaster(args.forecaster) if "aihpa" in names else None
+    forecaster: Any
+    if args.model is not None and "aihpa" in names:
+        from aihpa.forecast.forecaster import BiLSTMForecaster
+
+        forecaster = BiLSTMForecaster.from_checkpoint(args.model)
+    else:
+        forecaster = _forecaster(args.forecaster) if "aihpa" in names else None
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
