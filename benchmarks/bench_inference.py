@@ -50,7 +50,7 @@ def model_flops(fc: BiLSTMForecaster, batch: int) -> float:
     for _ in range(cfg.layers):
         per_row += 2 * cfg.window * 2 * (in_features + h) * 4 * h  # two directions, input and recurrent kernels
         in_features = 2 * h
-    head_in = 4 * h + cfg.season_len + 1
+    head_in = 4 * h + cfg.context_features
     per_row += 2 * head_in * cfg.head_hidden + 2 * cfg.head_hidden * cfg.horizon * cfg.n_quantiles
     return float(per_row * batch)
 

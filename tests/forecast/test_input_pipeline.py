@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from aihpa.forecast.config import ModelConfig
-from aihpa.forecast.input_pipeline import Series, inference_inputs, season_period, series_batch, training_positions
+from aihpa.forecast.input_pipeline import (
+    Series,
+    dominant_period,
+    inference_inputs,
+    season_period,
+    series_batch,
+    training_positions,
+)
 from tests.forecast.conftest import daily_series
 
 
@@ -48,8 +57,9 @@ def test_seasonal_context_is_last_days_values_around_the_horizon(small_cfg: Mode
     assert season_period(s.step_s, small_cfg) == period
     level = inputs.level[0]
     expected = values[t - period - small_cfg.season_lead + 1 : t - period + small_cfg.horizon + 1] / level
-    np.testing.assert_allclose(inputs.season[0, :-1], expected, rtol=1e-5)
-    assert inputs.season[0, -1] == 1.0
+    s = small_cfg.season_len
+    np.testing.assert_allclose(inputs.season[0, :s], expected, rtol=1e-5)
+    assert inputs.season[0, s] == 1.0
     np.testing.assert_allclose(targets[0], values[t + 1 : t + 1 + small_cfg.horizon] / level, rtol=1e-5)
 
 
@@ -63,12 +73,36 @@ def test_seasonal_context_is_flagged_off_when_history_is_shorter_than_a_day(smal
         step_s=86400.0 / period,
         cfg=small_cfg,
     )
-    assert inputs.season[0, -1] == 1.0
-    assert inputs.season[1, -1] == 0.0
-    assert (inputs.season[1] == 0).all()
+    s = small_cfg.season_len
+    assert inputs.season[0, s] == 1.0
+    assert inputs.season[1, s] == 0.0
+    assert (inputs.season[1, : s + 1] == 0).all()
 
 
 def test_a_series_of_zeros_gives_finite_inputs(small_cfg: ModelConfig) -> None:
     s = Series(name="zeros", values=np.zeros(100, dtype=np.float32), step_s=60.0)
     inputs, targets = series_batch(s, training_positions(100, small_cfg)[:5], small_cfg)
     assert np.isfinite(inputs.seq).all() and np.isfinite(targets).all() and (inputs.level > 0).all()
+
+
+def test_dominant_period_finds_bursts_that_are_not_daily() -> None:
+    rng = np.random.default_rng(0)
+    t = np.arange(512)
+    bursts = np.where(t % 40 < 5, 5.0, 1.0) + rng.normal(0, 0.05, (3, 512))
+    noise = rng.normal(1.0, 0.1, (1, 512))
+    periods, strength = dominant_period(np.vstack([bursts, noise]).astype(np.float32), lo=16, hi=240)
+    assert all(p % 40 == 0 for p in periods[:3]) and (strength[:3] > 0.5).all()
+    assert strength[3] < 0.3
+
+
+def test_the_short_period_context_shows_the_last_burst_around_the_horizon(small_cfg: ModelConfig) -> None:
+    small_cfg = dataclasses.replace(small_cfg, period_window=512)
+    values = np.where(np.arange(1200) % 40 < 5, 5.0, 1.0).astype(np.float32)
+    s = Series(name="bursty", values=values, step_s=None)
+    t = 1200 - 1 - small_cfg.horizon - 3  # a burst is due within the horizon
+    inputs, targets = series_batch(s, np.asarray([t]), small_cfg)
+    ctx = inputs.season[0, small_cfg.season_len + 1 :]
+    assert ctx[-1] == 1.0
+    # the context one period ago, scaled like the targets, foreshadows the burst ahead
+    ahead = ctx[small_cfg.season_lead : small_cfg.season_lead + small_cfg.horizon]
+    np.testing.assert_allclose(ahead, targets[0], rtol=1e-5)

@@ -15,7 +15,7 @@ def test_output_has_a_quantile_per_horizon_step_and_never_crosses(small_cfg: Mod
     model = BiLSTM(small_cfg, rngs=nnx.Rngs(0))
     rng = np.random.default_rng(0)
     seq = jnp.asarray(rng.normal(size=(5, small_cfg.window, N_FEATURES)), dtype=jnp.float32)
-    season = jnp.asarray(rng.normal(size=(5, small_cfg.season_len + 1)), dtype=jnp.float32)
+    season = jnp.asarray(rng.normal(size=(5, small_cfg.context_features)), dtype=jnp.float32)
     out = np.asarray(model(seq, season))
     assert out.shape == (5, small_cfg.horizon, small_cfg.n_quantiles)
     assert (np.diff(out, axis=-1) >= 0).all()

@@ -42,6 +42,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--window", type=int, default=None, help="LSTM window in steps")
     p.add_argument("--hidden", type=int, default=None, help="hidden units per direction")
     p.add_argument("--layers", type=int, default=None, help="stacked bidirectional layers")
+    p.add_argument("--period-window", type=int, default=None,
+                   help="search this many recent steps for a dominant short period and feed the values one period "
+                   "ago as a second seasonal context (0: off, the default)")
     p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_train)
@@ -95,7 +98,11 @@ def _train(args: argparse.Namespace) -> int:
     traces = [_load(path, col) for path, col in zip(args.trace, columns, strict=True)]
     parts = [history_part(t, args.history_fraction) for t in traces]
     overrides = {
-        k: v for k, v in {"window": args.window, "hidden": args.hidden, "layers": args.layers}.items() if v is not None
+        k: v
+        for k, v in {
+            "window": args.window, "hidden": args.hidden, "layers": args.layers, "period_window": args.period_window,
+        }.items()
+        if v is not None
     }
     try:
         model_cfg = ModelConfig(**overrides)
@@ -113,7 +120,8 @@ def _train(args: argparse.Namespace) -> int:
         + " ".join(f"--trace {Path(p).name}" for p in args.trace)
         + "".join(f" --column {c}" for c in args.column)
         + f" --history-fraction {args.history_fraction} --seed {args.seed}"
-        + (f" --max-steps {args.max_steps}" if args.max_steps is not None else ""),
+        + (f" --max-steps {args.max_steps}" if args.max_steps is not None else "")
+        + "".join(f" --{k.replace('_', '-')} {v}" for k, v in overrides.items()),
         "traces": [
             {"file": Path(t.source).name, "column": t.column, "points_used": len(p), "interval_s": t.interval_s}
             for t, p in zip(traces, parts, strict=True)

@@ -37,6 +37,15 @@ class ModelConfig:
     max_season: int = 1440
     # Ratio inputs are clipped to [0, input_clip] so one outlier cannot saturate the cells.
     input_clip: float = 8.0
+    # Recent points searched for a dominant short period (bursts every N steps that are not daily); 0 (the
+    # default, and the shipped model) disables it. The values one such period ago around the horizon become a
+    # second seasonal context.
+    period_window: int = 0
+    # Shortest and longest period searched, in steps (the shortest must be at least the horizon).
+    period_min: int = 16
+    period_max: int = 240
+    # Autocorrelation a period needs to count as one.
+    period_min_acf: float = 0.3
 
     @property
     def n_quantiles(self) -> int:
@@ -47,15 +56,23 @@ class ModelConfig:
         return self.season_lead + self.horizon
 
     @property
+    def context_features(self) -> int:
+        """Width of the seasonal inputs: last day's context, then the short-period context, each with a flag."""
+        per = self.season_len + 1
+        return per * (2 if self.period_window > 0 else 1)
+
+    @property
     def context(self) -> int:
-        """Most recent points that inference reads: the window, or a day plus the seasonal lead when longer."""
-        return max(self.window, self.max_season + self.season_lead)
+        """Most recent points that inference reads: the window, a day plus the seasonal lead, or the period search."""
+        return max(self.window, self.max_season + self.season_lead, self.period_window)
 
     def validate(self) -> None:
         if self.window < self.level_window or self.level_window < 1:
             raise ValueError(f"window {self.window} must be >= level_window {self.level_window} >= 1")
         if self.hidden < 1 or self.layers < 1 or self.horizon < 1 or self.head_hidden < 1:
             raise ValueError("hidden, layers, horizon and head_hidden must be positive")
+        if self.period_window and not (self.horizon <= self.period_min <= self.period_max < self.period_window):
+            raise ValueError("need horizon <= period_min <= period_max < period_window (or period_window 0)")
         qs = self.quantiles
         if not qs or any(not 0.0 < q < 1.0 for q in qs) or list(qs) != sorted(set(qs)):
             raise ValueError(f"quantiles must be strictly ascending in (0, 1): {qs}")

@@ -43,7 +43,9 @@ class Inputs:
     """A batch of model inputs. `level` turns the model's ratios back into the series' units."""
 
     seq: F32  # [B, window, N_FEATURES]
-    season: F32  # [B, season_len + 1]: last day's values around the horizon, then a validity flag
+    # [B, context_features]: last day's values around the horizon and a validity flag, then the same one dominant
+    # short period ago (when the model has a period search)
+    season: F32
     level: F32  # [B]
 
 
@@ -109,16 +111,61 @@ def features(
     if step_s is not None and step_s > 0:
         seq[:, :, 6] = np.log10(step_s) / 4.0
 
-    season = np.zeros((b, cfg.season_len + 1), dtype=np.float32)
+    season = np.zeros((b, cfg.context_features), dtype=np.float32)
+    if cfg.period_window > 0:
+        season[:, cfg.season_len + 1 :] = _period_context(get, available=available, inv=inv, cfg=cfg)
     period = season_period(step_s, cfg)
     if period is not None:
         ok = available >= period + cfg.season_lead
         if ok.any():
             offs = np.arange(-period - cfg.season_lead + 1, -period + cfg.horizon + 1, dtype=np.int64)
             vals = get(offs)
-            season[:, :-1] = np.where(ok[:, None], np.clip(vals * inv, 0.0, cfg.input_clip), 0.0)
-            season[:, -1] = ok.astype(np.float32)
+            season[:, : cfg.season_len] = np.where(ok[:, None], np.clip(vals * inv, 0.0, cfg.input_clip), 0.0)
+            season[:, cfg.season_len] = ok.astype(np.float32)
     return Inputs(seq=seq, season=season, level=level)
+
+
+def dominant_period(x: F32, *, lo: int, hi: int) -> tuple[I64, F32]:
+    """Per row of `x` ([B, L], oldest first): the lag in [lo, hi] with the highest autocorrelation, and that value.
+
+    Each row is first high-passed (minus its 31-step moving average), so slow drift and the daily swing do not
+    drown short bursts; then the unbiased autocorrelation through one FFT per row (zero-padded, not circular).
+    """
+    n = x.shape[1]
+    width = 31
+    padded = np.pad(x.astype(np.float64), ((0, 0), (width // 2, width // 2)), mode="edge")
+    sums = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(padded, axis=1)], axis=1)
+    centred = x - (sums[:, width:] - sums[:, :-width]) / width
+    spec = np.fft.rfft(centred, 2 * n, axis=1)
+    acov = np.fft.irfft(spec * np.conj(spec), 2 * n, axis=1)[:, :n]
+    var = acov[:, :1]
+    lags = np.arange(lo, min(hi, n - 1) + 1)
+    acf = (acov[:, lags] / np.maximum(var, 1e-12)) * (n / (n - lags))[None, :]
+    best = np.argmax(acf, axis=1)
+    return lags[best].astype(np.int64), acf[np.arange(x.shape[0]), best].astype(np.float32)
+
+
+def _period_context(
+    get: Callable[[npt.NDArray[np.int64]], F32], *, available: I64, inv: F32, cfg: ModelConfig
+) -> F32:
+    """Values one dominant short period ago around the horizon (ratio to level), then a flag; zeros without one."""
+    b = available.shape[0]
+    out = np.zeros((b, cfg.season_len + 1), dtype=np.float32)
+    length = cfg.period_window
+    # only rows with a full search window: a padded one would find a false period in its flat start
+    rows = np.flatnonzero(available >= length)
+    if rows.size == 0:
+        return out
+    recent = get(np.arange(-length + 1, 1, dtype=np.int64))[rows]
+    periods, strength = dominant_period(recent, lo=cfg.period_min, hi=cfg.period_max)
+    use = strength >= cfg.period_min_acf
+    offsets = np.arange(-cfg.season_lead + 1, cfg.horizon + 1, dtype=np.int64)
+    idx = (length - 1 - periods)[:, None] + offsets[None, :]
+    vals = recent[np.arange(rows.size)[:, None], idx]
+    scaled = np.clip(vals * inv[rows], 0.0, cfg.input_clip)
+    out[rows, :-1] = np.where(use[:, None], scaled, 0.0)
+    out[rows, -1] = use.astype(np.float32)
+    return out
 
 
 def fill_nonfinite(a: F32) -> F32:

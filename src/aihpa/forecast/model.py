@@ -37,7 +37,7 @@ class BiLSTM(nnx.Module):
             in_features = 2 * h
         self.encoder = nnx.List(layers)
         # encoder summary (last step + mean over time) and the seasonal context with its flag
-        head_in = 4 * h + cfg.season_len + 1
+        head_in = 4 * h + cfg.context_features
         self.hidden = nnx.Linear(head_in, cfg.head_hidden, rngs=rngs)
         self.out = nnx.Linear(
             cfg.head_hidden,
