@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import math
+import re
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -63,6 +64,7 @@ __all__ = ["Controller", "ControllerSettings", "CycleReport", "WorkloadDecision"
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+_NUMBERS = re.compile(r"[-+]?\d[\d.,]*%?")
 
 PROFILE_SLOT_S = 900
 PROFILE_SLOTS = 86400 // PROFILE_SLOT_S
@@ -104,6 +106,9 @@ class ControllerSettings:
     dry_run: bool = False
     # API writes (scale, status, Events) in flight at once
     api_concurrency: int = 32
+    # the aihpa/status annotation is rewritten when the replicas, mode or kind of decision change, else at most
+    # this often (seconds): one write per workload per model step would load the API server for nothing
+    status_every_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -155,7 +160,8 @@ class _Workload:
     last_step_decided: int | None = None
     forecast: np.ndarray | None = None  # [horizon, quantiles] in cores
     profile: list[int] = field(default_factory=lambda: [-1] * PROFILE_SLOTS)
-    status: str = ""
+    status: str = ""  # what the last status write said (replicas, mode, kind), and when
+    status_time: float = -math.inf
 
     @property
     def key(self) -> str:
@@ -559,7 +565,7 @@ class Controller:
     async def _apply(self, w: _Workload, decision: Decision, *, current: int, now: float) -> bool:
         try:
             result = await update_scale(self.client, namespace=w.ref.namespace, name=w.ref.name,
-                                        decide=lambda _scale: decision.replicas)
+                                        decide=lambda _scale: decision.replicas, expected=current)
         except NotFoundError:
             return False
         except K8sError as exc:
@@ -595,8 +601,9 @@ class Controller:
             "mode": mode,
             "model": self.forecaster.version,
         }
-        text = json.dumps(status, separators=(",", ":"), sort_keys=True)
-        if text == w.status:
+        # the reason's wording counts, its numbers (utilization, forecast) do not: they move every step
+        key = json.dumps([decision.replicas, reactive, mode, decision.limited_by, _NUMBERS.sub("#", decision.reason)])
+        if key == w.status and now - w.status_time < self.settings.status_every_s:
             return
         stamped = json.dumps({**status, "time": datetime.fromtimestamp(now, tz=UTC).isoformat(timespec="seconds")},
                              separators=(",", ":"), sort_keys=True)
@@ -605,7 +612,7 @@ class Controller:
                 "PATCH", f"/apis/apps/v1/namespaces/{w.ref.namespace}/deployments/{w.ref.name}",
                 body={"metadata": {"annotations": {ANNOTATION_STATUS: stamped}}}, content_type=MERGE_PATCH,
             )
-            w.status = text
+            w.status, w.status_time = key, now
         except K8sError as exc:
             logger.info("%s: status not written: %s", w.key, exc)
 

@@ -43,11 +43,20 @@ async def update_scale(
     name: str,
     decide: Callable[[dict[str, Any]], int | None],
     attempts: int = 3,
+    expected: int | None = None,
 ) -> ScaleResult:
-    """Set spec.replicas to `decide(scale)` (None = leave it). Raises ConflictError after `attempts` conflicts."""
+    """Set spec.replicas to `decide(scale)` (None = leave it). Raises ConflictError after `attempts` conflicts.
+
+    `expected`: the count the caller already knows (e.g. from a watch cache); the first attempt then skips the read
+    and tests that count instead, so a fresh cache costs one request, and a stale one a re-read.
+    """
     path = deployment_scale_path(namespace, name)
     for attempt in range(1, attempts + 1):
-        scale = await read_scale(client, namespace, name)
+        scale: dict[str, Any]
+        if attempt == 1 and expected is not None:
+            scale = {"metadata": {"name": name, "namespace": namespace}, "spec": {"replicas": expected}}
+        else:
+            scale = await read_scale(client, namespace, name)
         current = int((scale.get("spec") or {}).get("replicas") or 0)
         desired = decide(scale)
         if desired is None or desired == current:
