@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 
+import numpy as np
 import pytest
 from kubernetes_asyncio.client import ApiClient
 
@@ -16,6 +18,7 @@ from aihpa.metrics import MetricsAPISource
 from aihpa.sim.cluster import Cluster
 from aihpa.sim.faults import Fault
 from aihpa.sim.testing import deployment_manifest
+from aihpa.traces import load_trace
 from tests.controller.conftest import SETTINGS, Rig, ScriptedForecaster
 from tests.controller.test_cycle import _deploy, _deployment
 
@@ -162,3 +165,50 @@ async def test_failover_to_the_standby_within_the_lease_and_no_step_applied_twic
             await c.stop()
         await sim_cluster.quiesce()
 
+
+
+@pytest.mark.slow
+async def test_a_shared_trace_ramp_is_met_before_it_saturates_and_better_than_reactive(
+    sim_cluster: Cluster, sim_api_client: ApiClient, shared_traces: Path
+) -> None:
+    trace = load_trace(shared_traces / "wikipedia_pagecounts_2008_2009_1h.csv")
+    values = trace.values.astype(np.float64)
+    rise = values[8:] - values[:-8]
+    top = int(np.argmax(rise[100:])) + 100  # the steepest 8-sample morning ramp
+    start = top - 40  # 40 steps of history first
+    segment = values[start : top + 14]
+    cores = segment / segment.max() * 10.0  # peak 10 cores: 20 pods of 0.5 at full use
+    t0 = sim_cluster.clock.now()
+
+    def demand(t: float) -> float:
+        i = min(int((t - t0) // 60), len(cores) - 1)
+        return float(cores[i])
+
+    await sim_cluster.ensure_namespace("aihpa")
+    for name, mode in (("predictive", "predictive"), ("reactive", "reactive")):
+        sim_cluster.attach("default", name, demand)
+        await sim_cluster.create(deployment_manifest(
+            name, replicas=int(np.ceil(cores[0] / LIMIT / 0.7)), cpu_request="500m", cpu_limit="500m",
+            labels={"aihpa/enabled": "true"}, annotations={"aihpa/mode": mode},
+        ))
+    kube = KubeClient(sim_api_client, retry=RetrySettings(backoff=(0.01,)))
+    controller = Controller(client=kube, metrics=MetricsAPISource(kube), forecaster=load_default_forecaster(),
+                            settings=SETTINGS, clock=sim_cluster.clock)
+    saturated = {"predictive": 0, "reactive": 0}
+    async with controller:
+        await controller.wait_synced()
+        await controller.wait_until(lambda: len(controller.workloads) == 2)
+        for step in range(1, len(cores)):
+            await sim_cluster.advance(60)
+            await controller.run_cycle()
+            if step < 40:
+                continue
+            need = demand(sim_cluster.clock.now())
+            for name in saturated:
+                dep = sim_cluster.get("apps/v1", "Deployment", name, "default")
+                assert dep is not None
+                ready = int((dep.get("status") or {}).get("readyReplicas") or 0)
+                saturated[name] += need > ready * LIMIT + 1e-9
+    await sim_cluster.quiesce()
+    assert saturated["predictive"] <= saturated["reactive"], saturated
+    assert saturated["predictive"] <= 1, saturated
