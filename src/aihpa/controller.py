@@ -10,8 +10,8 @@ One cycle every sync period (15 s by default):
    says why, the `aihpa/status` annotation, and Prometheus metrics;
 4. publish per-workload replica profiles (sharded ConfigMaps) for the webhook's initial forecast.
 
-Units: the policy works in pod requests (usage and forecasts divided by the pods' CPU request), so one pod at its
-request is 1.0. A missing metric never causes a scale-down; a non-finite forecast falls back to reactive; a
+Units: cores throughout (usage, forecasts, the pods' CPU request per pod).
+A missing metric never causes a scale-down; a non-finite forecast falls back to reactive; a
 Deployment that a HorizontalPodAutoscaler also targets is left alone, with a Warning Event.
 
 Composition layer: it does I/O through the adapters and holds no scaling math of its own.
@@ -175,6 +175,21 @@ class _Workload:
     def ready(self) -> int:
         status = self.obj.get("status") or {}
         return int(status.get("readyReplicas") or 0)
+
+
+def _limit_cores(deployment: dict[str, Any]) -> float | None:
+    """The CPU limit of one pod (sum over containers), or None when a container has none (no hard cap)."""
+    containers = ((((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")) or []
+    total = 0.0
+    for c in containers:
+        cpu = ((c.get("resources") or {}).get("limits") or {}).get("cpu")
+        if cpu is None:
+            return None
+        try:
+            total += parse_cpu(cpu)
+        except ValueError:
+            return None
+    return total if total > 0 else None
 
 
 def _request_cores(deployment: dict[str, Any]) -> float | None:
@@ -494,7 +509,7 @@ class Controller:
         return PredictivePolicy(
             calibration=Calibration(risk=self.settings.risk),
             target_utilization=p.target_utilization,
-            request_per_pod=1.0,  # usage and forecasts are given in units of one pod's request
+            request_per_pod=w.request_cores or 1.0,
             behavior=behavior,
             min_history=self.forecaster.min_history,
         )
@@ -504,16 +519,17 @@ class Controller:
         policy = self._policy(w)
         mode = "dry-run" if self.settings.dry_run else w.parsed.policy.mode
         current = w.replicas
-        request = w.request_cores or 1.0
         pods = max(w.ready, 0)
         series = self.history.series(w.key)
         history_len = 0 if series is None else int(np.isfinite(series.values).sum())
         obs = Observation(
-            usage=0.0 if usage is None else usage / request,
+            usage=0.0 if usage is None else usage,
             pods_with_metrics=pods,
             current_replicas=current,
             now=now,
             history_len=history_len,
+            # without a limit a pod can burst past its request: only a limit makes a usage ceiling
+            capacity_per_pod=_limit_cores(w.obj) or math.inf,
         )
         reactive = policy.reactive.recommend(obs)[0] if usage is not None else current
         if usage is None:
@@ -535,7 +551,7 @@ class Controller:
                 w.state = replace(w.state, behavior=rstate.behavior)
                 kind = "reactive"
             else:
-                forecast = None if w.forecast is None else np.asarray(w.forecast, dtype=np.float64) / request
+                forecast = None if w.forecast is None else np.asarray(w.forecast, dtype=np.float64)
                 decision, w.state = policy.decide(obs, w.state, forecast=forecast, quantiles=self.forecaster.quantiles)
                 kind = ("fallback" if "fallback" in decision.reason else
                         "reactive-floor" if "reactive floor" in decision.reason else "forecast")

@@ -39,6 +39,7 @@ async def test_scales_up_to_the_forecast_before_the_load_arrives(rig: Rig) -> No
     status = json.loads(dep["metadata"]["annotations"]["aihpa/status"])
     assert status["model"] == "scripted-1" and status["replicas"] == 20
     assert "forecast peak" in status["reason"] and status["forecast"]["peak"]["p99"] == 7.0
+    assert "7.00 cores" in status["reason"]  # the reason speaks in cores, whatever the pods' request
     messages = [e["message"] for e in _events(rig, "Scaled")]
     final = [m for m in messages if "-> 20:" in m]
     assert len(final) == 1 and "forecast peak" in final[0]

@@ -51,6 +51,8 @@ class Observation:
     current_replicas: int
     now: float
     history_len: int = 0
+    # the most one pod can use (its CPU limit, else its request), in the units of `usage`
+    capacity_per_pod: float = 1.0
 
     @property
     def missing_pods(self) -> int:
@@ -58,8 +60,8 @@ class Observation:
 
     @property
     def saturated(self) -> bool:
-        # a pod cannot report more than its request: usage at the full request means demand was cut off
-        return self.pods_with_metrics > 0 and self.usage >= self.pods_with_metrics * (1.0 - 1e-9)
+        # a pod cannot report more than it may use: usage at that cap means demand was cut off
+        return self.pods_with_metrics > 0 and self.usage >= self.pods_with_metrics * self.capacity_per_pod * (1 - 1e-9)
 
 
 @dataclass(frozen=True)
