@@ -177,27 +177,13 @@ class _Workload:
         return int(status.get("readyReplicas") or 0)
 
 
-def _limit_cores(deployment: dict[str, Any]) -> float | None:
-    """The CPU limit of one pod (sum over containers), or None when a container has none (no hard cap)."""
+def _pod_cpu(deployment: dict[str, Any], kind: str) -> float | None:
+    """The CPU `kind` ("requests" or "limits") of one pod, summed over its containers; None when a container has
+    none (no request: utilization is undefined; no limit: no hard cap) or a value does not parse."""
     containers = ((((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")) or []
     total = 0.0
     for c in containers:
-        cpu = ((c.get("resources") or {}).get("limits") or {}).get("cpu")
-        if cpu is None:
-            return None
-        try:
-            total += parse_cpu(cpu)
-        except ValueError:
-            return None
-    return total if total > 0 else None
-
-
-def _request_cores(deployment: dict[str, Any]) -> float | None:
-    """The CPU request of one pod (sum over containers), or None when a container has none."""
-    containers = ((((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")) or []
-    total = 0.0
-    for c in containers:
-        cpu = ((c.get("resources") or {}).get("requests") or {}).get("cpu")
+        cpu = ((c.get("resources") or {}).get(kind) or {}).get("cpu")
         if cpu is None:
             return None
         try:
@@ -359,10 +345,11 @@ class Controller:
         parsed = parse_policy(meta.get("annotations") or {}, defaults=self.settings.defaults)
         w = self.workloads.get(ref.key)
         if w is None:
-            w = self.workloads[ref.key] = _Workload(ref=ref, obj=obj, parsed=parsed, request_cores=_request_cores(obj))
+            w = _Workload(ref=ref, obj=obj, parsed=parsed, request_cores=_pod_cpu(obj, "requests"))
+            self.workloads[ref.key] = w
             self._backfill(w)
         else:
-            w.ref, w.obj, w.parsed, w.request_cores = ref, obj, parsed, _request_cores(obj)
+            w.ref, w.obj, w.parsed, w.request_cores = ref, obj, parsed, _pod_cpu(obj, "requests")
         if parsed.warnings != w.warned:
             w.warned = parsed.warnings
             for text in parsed.warnings:
@@ -529,7 +516,7 @@ class Controller:
             now=now,
             history_len=history_len,
             # without a limit a pod can burst past its request: only a limit makes a usage ceiling
-            capacity_per_pod=_limit_cores(w.obj) or math.inf,
+            capacity_per_pod=_pod_cpu(w.obj, "limits") or math.inf,
         )
         reactive = policy.reactive.recommend(obs)[0] if usage is not None else current
         if usage is None:

@@ -96,14 +96,12 @@ def stack_histories(
     return fill_nonfinite(out)
 
 
-class LastValueForecaster:
-    """Every quantile of every future step equals the last observed value."""
+class _Baseline:
+    """What the simple forecasters share: a horizon, quantiles, and one point of history by default."""
 
     def __init__(self, *, horizon: int = 15, quantiles: tuple[float, ...] = DEFAULT_QUANTILES) -> None:
         self._horizon = horizon
         self._quantiles = quantiles
-
-    version = "last-value"
 
     @property
     def horizon(self) -> int:
@@ -121,6 +119,12 @@ class LastValueForecaster:
     def min_history(self) -> int:
         return 1
 
+
+class LastValueForecaster(_Baseline):
+    """Every quantile of every future step equals the last observed value."""
+
+    version = "last-value"
+
     def predict(
         self,
         histories: Sequence[npt.ArrayLike] | npt.NDArray[np.floating],
@@ -132,7 +136,7 @@ class LastValueForecaster:
         return np.broadcast_to(last[:, None, None], (last.shape[0], self._horizon, len(self._quantiles))).copy()
 
 
-class SeasonalNaiveForecaster:
+class SeasonalNaiveForecaster(_Baseline):
     """Step h ahead equals the value one season (`period` steps) before it; every quantile alike.
 
     The period is one day of steps when `step_s` is given to `predict`, else `period` (default 1440: a day of minutes).
@@ -143,19 +147,10 @@ class SeasonalNaiveForecaster:
     ) -> None:
         if period < horizon:
             raise ValueError(f"season of {period} steps is shorter than the horizon {horizon}")
+        super().__init__(horizon=horizon, quantiles=quantiles)
         self._period = period
-        self._horizon = horizon
-        self._quantiles = quantiles
 
     version = "seasonal-naive"
-
-    @property
-    def horizon(self) -> int:
-        return self._horizon
-
-    @property
-    def quantiles(self) -> tuple[float, ...]:
-        return self._quantiles
 
     @property
     def context(self) -> int:
@@ -296,34 +291,17 @@ def load_default_forecaster() -> BiLSTMForecaster:
     return BiLSTMForecaster.from_checkpoint(default_model_dir())
 
 
-class UnavailableForecaster:
+class UnavailableForecaster(_Baseline):
     """Stands in when no model could be loaded: every forecast is NaN, so every policy falls back to reactive.
 
     `reason` says why, for logs and Events; the controller keeps scaling (reactively) instead of stopping.
     """
 
     def __init__(self, *, reason: str, horizon: int = 15, quantiles: tuple[float, ...] = DEFAULT_QUANTILES) -> None:
+        super().__init__(horizon=horizon, quantiles=quantiles)
         self.reason = reason
-        self._horizon = horizon
-        self._quantiles = quantiles
 
     version = "unavailable"
-
-    @property
-    def horizon(self) -> int:
-        return self._horizon
-
-    @property
-    def quantiles(self) -> tuple[float, ...]:
-        return self._quantiles
-
-    @property
-    def context(self) -> int:
-        return 1
-
-    @property
-    def min_history(self) -> int:
-        return 1
 
     def predict(
         self,
