@@ -1,4 +1,4 @@
-"""`aihpa train`, `aihpa forecast`, `aihpa evaluate` and `aihpa demo`: the forecaster from the command line.
+"""`aihpa train`, `aihpa tune`, `aihpa forecast` and `aihpa evaluate`: the forecaster from the command line.
 
 Heavy imports (JAX) happen inside the handlers so `aihpa --help` stays fast. User mistakes raise `UserError`.
 """
@@ -49,6 +49,23 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_train)
 
+    p = sub.add_parser(
+        "tune",
+        help="search hyper-parameters by successive halving and write the results and the best checkpoint",
+        description="Successive halving over window, hidden size, layers, learning rate, horizon weighting and "
+        "quantiles, scored by validation pinball loss on the history part (first 20%%) of each trace.",
+    )
+    p.add_argument("--trace", action="append", required=True, metavar="CSV", help="a trace file (repeatable)")
+    p.add_argument("--column", action="append", default=[], metavar="NAME", help="demand column, once per --trace")
+    p.add_argument("--out", required=True, metavar="DIR", help="results.json, results.md and the best checkpoint")
+    p.add_argument("--trials", type=int, default=9, help="configurations in the first rung (default 9)")
+    p.add_argument("--min-steps", type=int, default=100, help="optimizer steps in the first rung (default 100)")
+    p.add_argument("--rungs", type=int, default=3, help="rungs; each trains the best third 3x longer (default 3)")
+    p.add_argument("--budget-minutes", type=float, default=30.0, help="start no training after this (default 30)")
+    p.add_argument("--history-fraction", type=float, default=0.2, metavar="F")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_tune)
+
     p = sub.add_parser("forecast", help="print the quantile forecast at one point of a trace")
     p.add_argument("trace", metavar="TRACE", help="CSV trace")
     p.add_argument("--column", default=None, help="demand column (default: the first numeric column)")
@@ -66,12 +83,6 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--steps-ahead", type=int, default=2, help="score the forecast this many steps ahead (default 2)")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the results as JSON")
     p.set_defaults(handler=_evaluate)
-
-    p = sub.add_parser("demo", help="the demo on the embedded real trace")
-    p.add_argument("--trace", default=None, metavar="CSV", help="another trace (default: the embedded Azure trace)")
-    p.add_argument("--column", default=None)
-    p.add_argument("--max-steps", type=int, default=600, help="optimizer steps of the quick training run")
-    p.set_defaults(handler=_demo)
 
 
 def _load(path: str, column: str | None, *, min_points: int = 2) -> Any:
@@ -140,6 +151,60 @@ def _train(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     meta = json.loads((path / "metadata.json").read_text())
     print(f"wrote {path} (version {meta['version']}, validation pinball {meta['metrics']['val_pinball']:.4f})")
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    import time
+
+    from rich.console import Console
+
+    from aihpa.forecast.checkpoint import save_checkpoint
+    from aihpa.forecast.train import history_part, series_from_trace
+    from aihpa.forecast.tune import successive_halving
+
+    if args.column and len(args.column) != len(args.trace):
+        raise UserError(f"{len(args.column)} --column for {len(args.trace)} --trace; give one per trace or none")
+    if args.trials < 1 or args.min_steps < 1 or args.rungs < 1 or args.budget_minutes <= 0:
+        raise UserError("--trials, --min-steps, --rungs and --budget-minutes must be positive")
+    columns = args.column or [None] * len(args.trace)
+    traces = [_load(path, col) for path, col in zip(args.trace, columns, strict=True)]
+    series = [series_from_trace(history_part(t, args.history_fraction)) for t in traces]
+    console = Console()
+    started = time.monotonic()
+
+    def report(trial: Any, rung: int) -> None:
+        params = ", ".join(f"{k}={v}" for k, v in trial.params.items())
+        console.print(f"rung {rung} trial {trial.id:>2} steps {trial.steps[-1]:>5}  val pinball {trial.score:.5f}"
+                      f"  [{params}]  {time.monotonic() - started:6.0f}s")
+
+    try:
+        result = successive_halving(
+            series, trials=args.trials, min_steps=args.min_steps, rungs=args.rungs, seed=args.seed,
+            elapsed=lambda: time.monotonic() - started, budget_s=args.budget_minutes * 60.0, on_trial=report,
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    best = result.best
+    assert best.result is not None
+    ckpt = save_checkpoint(
+        out / "models",
+        model=best.result.model, model_cfg=best.result.model_cfg, train_cfg=best.result.train_cfg,
+        metrics=best.result.metrics, data=best.result.data, digest=best.result.digest,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        provenance={"command": "aihpa tune " + " ".join(f"--trace {Path(p).name}" for p in args.trace)
+                    + f" --trials {args.trials} --min-steps {args.min_steps} --rungs {args.rungs} --seed {args.seed}",
+                    "trial": best.id},
+    )
+    doc = {"seed": args.seed, "rungs": result.rungs, "stopped_early": result.stopped_early, "best_trial": best.id,
+           "best_checkpoint": str(ckpt), "trials": result.table()}
+    (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (out / "results.md").write_text(result.markdown())
+    console.print(result.markdown())
+    console.print(f"best: trial {best.id} (val pinball {best.score:.5f}) -> {ckpt}"
+                  + ("; the time budget ended the search early" if result.stopped_early else ""))
     return 0
 
 
@@ -230,45 +295,3 @@ def _print_rows(trace: Any, rows: list[Any], steps_ahead: int) -> None:
         ]
         table.add_row(r.forecaster, *cells)
     Console().print(table)
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from aihpa.forecast.config import ModelConfig, TrainConfig
-    from aihpa.forecast.evaluate import evaluate
-    from aihpa.forecast.forecaster import (
-        BiLSTMForecaster,
-        LastValueForecaster,
-        SeasonalNaiveForecaster,
-        load_default_forecaster,
-    )
-    from aihpa.forecast.train import history_part, series_from_trace, train
-
-    console = Console()
-    path = args.trace or str(embedded_trace_path())
-    trace = _load(path, args.column, min_points=200)
-    console.print(
-        f"[bold]aihpa demo[/]: {Path(trace.source).name} [{trace.column}], {len(trace)} samples"
-        f" at {trace.interval_s or '?'} s. Training a Bi-LSTM on the first 20% ..."
-    )
-    result = train(
-        [series_from_trace(history_part(trace))],
-        ModelConfig(),
-        TrainConfig(max_steps=args.max_steps, eval_every=50),
-    )
-    fresh = BiLSTMForecaster(result.model, version="demo-trained")
-    shipped = load_default_forecaster()
-    period = trace.steps_per_day or 1440
-    rows = evaluate(
-        trace,
-        {
-            "bilstm (shipped default)": shipped,
-            "bilstm (trained now)": fresh,
-            "seasonal-naive": SeasonalNaiveForecaster(period=max(period, shipped.horizon), horizon=shipped.horizon),
-            "last-value": LastValueForecaster(horizon=shipped.horizon),
-        },
-        steps_ahead=2,
-    )
-    _print_rows(trace, rows, 2)
-    return 0
