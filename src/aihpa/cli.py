@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "aihpa.controller_cli",
     "aihpa.webhook.cli",
     "aihpa.backtest.cli",
+    "aihpa.demo",
 )
 
 

@@ -2,8 +2,9 @@
 
 Serves the Kubernetes REST protocol on 127.0.0.1 with real semantics (resourceVersions, conflicts, watches, patches,
 the Scale subresource, mutating admission), Deployments whose pods start after a delay and consume a demand trace,
-metrics.k8s.io PodMetrics, and fault injection, all on an injectable clock. For tests and the demo only: it must
-never be imported by the pure core (`aihpa.traces`, `aihpa.forecast`, `aihpa.scaling`, `aihpa.backtest`).
+metrics.k8s.io PodMetrics, the HPA controller for autoscaling/v2 HorizontalPodAutoscalers, and fault injection, all on
+an injectable clock. For tests and the demo only: it must never be imported by the pure core (`aihpa.traces`,
+`aihpa.forecast`, `aihpa.scaling`, `aihpa.backtest`).
 
 Names are loaded on first use, so that `aihpa --help` (which imports `aihpa.sim.cli`) does not load aiohttp.
 """
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from aihpa.sim.cluster import TOKEN, Cluster
     from aihpa.sim.errors import ApiError
     from aihpa.sim.faults import Fault, Faults
+    from aihpa.sim.hpa import HorizontalPodAutoscalers
     from aihpa.sim.server import ServerSettings
     from aihpa.sim.workload import STARTUP_ANNOTATION, TRACE_ANNOTATION, Demand, TraceDemand
 
@@ -29,14 +31,15 @@ __all__ = [
     "Demand",
     "Fault",
     "Faults",
+    "HorizontalPodAutoscalers",
     "ServerSettings",
     "TraceDemand",
 ]
 
 _HOMES = {
     "TOKEN": "cluster", "Cluster": "cluster", "ApiError": "errors", "Fault": "faults", "Faults": "faults",
-    "ServerSettings": "server", "STARTUP_ANNOTATION": "workload", "TRACE_ANNOTATION": "workload",
-    "Demand": "workload", "TraceDemand": "workload",
+    "HorizontalPodAutoscalers": "hpa", "ServerSettings": "server", "STARTUP_ANNOTATION": "workload",
+    "TRACE_ANNOTATION": "workload", "Demand": "workload", "TraceDemand": "workload",
 }
 
 

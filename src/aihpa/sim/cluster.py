@@ -1,9 +1,9 @@
 """`Cluster`: a simulated Kubernetes API server on 127.0.0.1, started and stopped as an async context manager.
 
-It wires the store, the REST semantics, admission, the workload model and the HTTP server together, and hands out
-what clients need: a URL, a kubeconfig (for kubectl and kubernetes-asyncio, unchanged) and, for in-process tests,
-the virtual clock and fault injection. Certificates live in a temporary directory owned by the cluster; nothing is
-written anywhere else unless asked (`write_kubeconfig`).
+It wires the store, the REST semantics, admission, the workload model, the HPA controller and the HTTP server
+together, and hands out what clients need: a URL, a kubeconfig (for kubectl and kubernetes-asyncio, unchanged) and,
+for in-process tests, the virtual clock and fault injection. Certificates live in a temporary directory owned by the
+cluster; nothing is written anywhere else unless asked (`write_kubeconfig`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from aihpa.sim.admission import Admission, ServiceResolver
 from aihpa.sim.api import Api
 from aihpa.sim.errors import ApiError
 from aihpa.sim.faults import Faults
+from aihpa.sim.hpa import HorizontalPodAutoscalers
 from aihpa.sim.resources import Registry
 from aihpa.sim.server import Server, ServerSettings, build_app
 from aihpa.sim.store import Store
@@ -78,6 +79,8 @@ class Cluster:
         self.api = Api(store=self.store, registry=self.registry, admission=self.admission)
         self.workloads = Workloads(store=self.store, registry=self.registry, clock=self.clock,
                                    startup_delay=startup_delay, seed=seed)
+        self.hpas = HorizontalPodAutoscalers(store=self.store, registry=self.registry, workloads=self.workloads,
+                                             clock=self.clock)
         self.faults = Faults()
         self.settings = settings or ServerSettings()
         self.server = Server(api=self.api, store=self.store, registry=self.registry, workloads=self.workloads,
@@ -85,6 +88,7 @@ class Cluster:
         self._runner: web.AppRunner | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._pods_task: asyncio.Task[None] | None = None
+        self._hpa_task: asyncio.Task[None] | None = None
         self.ca: CertPair | None = None
 
     # ---- lifecycle --------------------------------------------------------------------------------------------
@@ -115,15 +119,17 @@ class Cluster:
         await site.start()
         self._port = int(self._runner.addresses[0][1])
         self._pods_task = asyncio.create_task(self.workloads.run(), name="aihpa-sim-pods")
+        self._hpa_task = asyncio.create_task(self.hpas.run(), name="aihpa-sim-hpa")
 
     async def stop(self) -> None:
         self.server.closing.set()
         self.store.close_watchers()
-        if self._pods_task is not None:
-            self._pods_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pods_task
-            self._pods_task = None
+        for task in (self._pods_task, self._hpa_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._pods_task = self._hpa_task = None
         await self.admission.close()
         if self._runner is not None:
             await self._runner.cleanup()
