@@ -21,3 +21,8 @@ def test_the_first_screen_gives_the_two_commands() -> None:
     assert "make demo" in first_screen and "make test" in first_screen
     makefile = (ROOT / "Makefile").read_text()
     assert "\ndemo: install" in makefile and "\ntest: install" in makefile
+
+
+def test_the_readme_library_example_is_the_file_the_example_test_runs() -> None:
+    example = (ROOT / "examples" / "library_example.py").read_text()
+    assert f"```python\n{example}```" in (ROOT / "README.md").read_text()
