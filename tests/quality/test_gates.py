@@ -17,7 +17,7 @@ def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_finds_nothing() -> None:
-    result = _run(str(BIN / "ruff"), "check", "src", "tests", "benchmarks")
+    result = _run(str(BIN / "ruff"), "check", "src", "tests", "benchmarks", "examples")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
