@@ -162,13 +162,14 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     except Exception as exc:  # msgpack raises several unrelated types for damaged data
         raise CheckpointError(f"{ckpt}: cannot decode {PARAMS}: {exc}") from exc
 
-    abstract = nnx.eval_shape(lambda: BiLSTM(cfg, rngs=nnx.Rngs(0)))
-    graphdef, state = nnx.split(abstract)
-    params_state = nnx.state(abstract, nnx.Param)
+    # a concrete model (small: building it is cheap), so every variable, not only the parameters, is real and the
+    # loaded model can be fine-tuned as well as used
+    model = BiLSTM(cfg, rngs=nnx.Rngs(0))
+    params_state = nnx.state(model, nnx.Param)
     expected = nnx.to_pure_dict(params_state)
     _check_shapes(ckpt, expected, restored)
-    nnx.replace_by_pure_dict(state, _align_keys(expected, restored))
-    model: BiLSTM = nnx.merge(graphdef, state)
+    nnx.replace_by_pure_dict(params_state, _align_keys(expected, restored))
+    nnx.update(model, params_state)
     return Checkpoint(model=model, model_cfg=cfg, metadata=metadata, path=ckpt)
 
 

@@ -232,6 +232,11 @@ class BiLSTMForecaster:
         return self._cfg
 
     @property
+    def model(self) -> BiLSTM:
+        """The flax module (e.g. to fine-tune a copy of it); do not change it in place while forecasting."""
+        return self._model
+
+    @property
     def horizon(self) -> int:
         return self._cfg.horizon
 
