@@ -36,13 +36,15 @@ import numpy as np
 
 from aihpa.annotations import ANNOTATION_STATUS, ParsedPolicy, PolicyDefaults, parse_policy
 from aihpa.clock import Clock, SystemClock
-from aihpa.forecast.forecaster import Forecaster
+from aihpa.forecast.forecaster import BiLSTMForecaster, Forecaster
+from aihpa.forecast.input_pipeline import Series
 from aihpa.k8s.client import MERGE_PATCH, KubeClient
 from aihpa.k8s.errors import K8sError, NotFoundError
 from aihpa.k8s.events import EventRecorder, ObjectRef
 from aihpa.k8s.leader import LeaderElector, LeaseSettings
 from aihpa.k8s.scale import update_scale
 from aihpa.k8s.watching import WatchEvent, WatchSettings, watch_objects
+from aihpa.lifecycle import Challenge, DriftMonitor, LifecycleSettings, challenge
 from aihpa.metrics.history import History
 from aihpa.metrics.quantity import parse_cpu
 from aihpa.metrics.source import MetricsSource, WorkloadRef
@@ -106,6 +108,10 @@ class ControllerSettings:
     dry_run: bool = False
     # API writes (scale, status, Events) in flight at once
     api_concurrency: int = 32
+    # model life cycle: challenge the champion with a fine-tuned challenger every `retrain_every_s` (and at once on
+    # drift); None: the model never changes while the controller runs
+    lifecycle: LifecycleSettings | None = None
+    retrain_every_s: float = 6 * 3600.0
     # the aihpa/status annotation is rewritten when the replicas, mode or kind of decision change, else at most
     # this often (seconds): one write per workload per model step would load the API server for nothing
     status_every_s: float = 300.0
@@ -159,6 +165,7 @@ class _Workload:
     hpa_warned: bool = False
     last_step_decided: int | None = None
     forecast: np.ndarray | None = None  # [horizon, quantiles] in cores
+    last_forecast: float | None = None  # the median for the next step, from the last forecast
     profile: list[int] = field(default_factory=lambda: [-1] * PROFILE_SLOTS)
     status: str = ""  # what the last status write said (replicas, mode, kind), and when
     status_time: float = -math.inf
@@ -230,6 +237,10 @@ class Controller:
         self._last_cycle: float | None = None
         self._last_publish: float | None = None
         self._pending: list[tuple[ObjectRef, str, str, str]] = []
+        self.drift = DriftMonitor()
+        self.challenges: list[Challenge] = []
+        self._training: asyncio.Task[None] | None = None
+        self._last_challenge: float | None = None
         self.metrics.model.labels(version=forecaster.version).set(1)
         if self.settings.history_file:
             self._restore_history(Path(self.settings.history_file))
@@ -441,6 +452,7 @@ class Controller:
         if self.is_leader:
             decisions = await self._bounded(self._actuate(p, now=now) for p in pending)
             await self._flush_events()
+            self._maybe_challenge(now)
             if self._last_publish is None or now - self._last_publish >= self.settings.publish_every_s:
                 self._last_publish = now
                 await self.publish_profiles(now=now)
@@ -464,6 +476,9 @@ class Controller:
             w.forecast = None
             if series is None or np.isfinite(series.values).sum() < self.forecaster.min_history:
                 continue
+            if w.forecast is None and w.last_forecast is not None:
+                # what the model said one step ago about the step that just closed
+                self.drift.observe(forecast=w.last_forecast, actual=float(series.values[-1]))
             histories.append(series.values[-self.forecaster.context:])
             ends.append(series.end)
             chosen.append(w)
@@ -482,6 +497,7 @@ class Controller:
         self.metrics.forecast_latency.observe(loop.time() - t0)
         for w, f in zip(chosen, out, strict=True):
             w.forecast = f
+            w.last_forecast = float(f[0, int(np.argmin(np.abs(np.asarray(self.forecaster.quantiles) - 0.5)))])
             for qi, q in enumerate(self.forecaster.quantiles):
                 label = f"p{round(q * 100)}"
                 self.metrics.forecast.labels(w.ref.namespace, w.ref.name, label).set(float(f[0, qi]))
@@ -639,6 +655,75 @@ class Controller:
                 return await job
 
         return list(await asyncio.gather(*(one(j) for j in jobs)))
+
+    # ---- model life cycle ---------------------------------------------------------------------------------------
+
+    def _maybe_challenge(self, now: float) -> None:
+        """Start a challenge in a worker when one is due (schedule or drift) and none is running."""
+        cfg = self.settings.lifecycle
+        if cfg is None or not isinstance(self.forecaster, BiLSTMForecaster):
+            return
+        if self._training is not None and not self._training.done():
+            return
+        if self._last_challenge is None:
+            self._last_challenge = now  # the schedule starts with the controller
+        due = now - self._last_challenge >= self.settings.retrain_every_s
+        if not (due or self.drift.drifted):
+            return
+        series = self._training_series()
+        if not series:
+            return
+        self._last_challenge = now
+        created = datetime.fromtimestamp(now, tz=UTC).isoformat(timespec="seconds")
+        self._training = asyncio.create_task(self._challenge(series, cfg, created=created), name="aihpa-challenge")
+        self._tasks.append(self._training)
+
+    def _training_series(self) -> list[Series]:
+        from aihpa.forecast.input_pipeline import fill_nonfinite
+
+        cfg = self.settings.lifecycle
+        assert cfg is not None
+        out = []
+        for key in self.history:
+            s = self.history.series(key)
+            if s is None or s.values.shape[0] <= cfg.holdout_steps + self.forecaster.min_history + 16:
+                continue
+            values = fill_nonfinite(s.values[None, :].astype(np.float32))[0]
+            times = s.end - s.step_s * np.arange(values.shape[0] - 1, -1, -1, dtype=np.float64)
+            out.append(Series(name=key, values=values, step_s=s.step_s, times=times))
+        return out
+
+    async def _challenge(self, series: list[Series], cfg: LifecycleSettings, *, created: str) -> None:
+        champion = self.forecaster
+        assert isinstance(champion, BiLSTMForecaster)
+        loop = asyncio.get_running_loop()
+        try:
+            outcome, promoted = await loop.run_in_executor(
+                None, lambda: challenge(champion, series, cfg, created=created)
+            )
+        except Exception:
+            logger.exception("model challenge failed; keeping %s", champion.version)
+            self.metrics.errors.labels(kind="challenge").inc()
+            return
+        self.challenges.append(outcome)
+        self.metrics.challenges.labels(outcome="promoted" if outcome.promoted else "refused").inc()
+        logger.info("model challenge: %s", outcome.reason)
+        if promoted is not None and self.forecaster is champion:
+            self.metrics.model.labels(version=champion.version).set(0)
+            self.metrics.model.labels(version=promoted.version).set(1)
+            self.forecaster = promoted
+            self.drift.reset()
+            for w in self.workloads.values():
+                self._queue_event(w, "Normal", "ModelPromoted",
+                                  f"forecasting with {promoted.version} (was {champion.version}): {outcome.reason}")
+
+    async def wait_for_challenge(self, *, timeout_s: float = 120.0) -> Challenge | None:
+        """Wait (real time, bounded) for a running challenge to end; its outcome, or None when none ran."""
+        if self._training is None:
+            return None
+        async with asyncio.timeout(timeout_s):
+            await asyncio.shield(self._training)
+        return self.challenges[-1] if self.challenges else None
 
     # ---- profiles and persistence -------------------------------------------------------------------------------
 

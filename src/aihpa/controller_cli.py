@@ -49,6 +49,11 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--no-leader-election", action="store_true", help="act without holding the lease")
     p.add_argument("--history-file", default=None, help="persist the usage history here (e.g. on a PVC)")
     p.add_argument("--profile-shards", type=int, default=4, help="ConfigMaps the replica profiles are spread over")
+    p.add_argument("--models-dir", default=None, metavar="DIR",
+                   help="enable the model life cycle: fine-tuned challengers are saved here (e.g. a PVC) and "
+                   "promoted when they beat the model in use on recent history")
+    p.add_argument("--retrain-every", type=float, default=21600.0, metavar="SECONDS",
+                   help="how often to challenge the model (default 6 h; drift triggers one sooner)")
     p.add_argument("--default-min-replicas", type=int, default=1)
     p.add_argument("--default-max-replicas", type=int, default=100)
     p.add_argument("--default-target-utilization", type=float, default=0.7)
@@ -61,6 +66,7 @@ def _settings(args: argparse.Namespace) -> Any:
 
     from aihpa.annotations import PolicyDefaults
     from aihpa.controller import ControllerSettings
+    from aihpa.lifecycle import LifecycleSettings
 
     try:
         defaults = PolicyDefaults(
@@ -85,6 +91,8 @@ def _settings(args: argparse.Namespace) -> Any:
         history_file=args.history_file,
         profile_shards=args.profile_shards,
         dry_run=args.dry_run,
+        lifecycle=None if args.models_dir is None else LifecycleSettings(models_dir=args.models_dir),
+        retrain_every_s=args.retrain_every,
     )
     return replace(settings, identity=args.identity) if args.identity else settings
 

@@ -72,7 +72,10 @@ class ControllerMetrics:
         )
         self.workloads = Gauge("aihpa_workloads", "Workloads by state", ["state"], registry=r)
         self.leader = Gauge("aihpa_leader", "1 when this replica is the leader", registry=r)
-        self.model = Gauge("aihpa_model_info", "The forecasting model in use", ["version"], registry=r)
+        self.model = Gauge("aihpa_model_info", "The forecasting model in use (1) and earlier ones (0)", ["version"],
+                           registry=r)
+        self.challenges = Counter("aihpa_model_challenges_total", "Champion/challenger outcomes", ["outcome"],
+                                  registry=r)
 
     def forget(self, namespace: str, deployment: str) -> None:
         """Drop the series of a workload that is gone, so /metrics does not grow without bound."""

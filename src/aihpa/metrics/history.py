@@ -10,7 +10,7 @@ also be rebuilt from Prometheus with `backfill`). No I/O here, and no clock: eve
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +73,9 @@ class History:
 
     def keys(self) -> list[str]:
         return list(self._rings)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._rings))
 
     def _step(self, t: float) -> int:
         return math.floor(t / self.step_s)

@@ -1,0 +1,65 @@
+"""The controller challenges its model on live history in a worker and promotes a better one, with an Event."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+from flax import nnx
+from kubernetes_asyncio.client import ApiClient
+
+from aihpa.controller import Controller
+from aihpa.forecast.checkpoint import load_checkpoint, save_checkpoint
+from aihpa.forecast.config import TrainConfig
+from aihpa.forecast.forecaster import BiLSTMForecaster
+from aihpa.forecast.model import BiLSTM
+from aihpa.k8s import KubeClient, RetrySettings
+from aihpa.lifecycle import LifecycleSettings
+from aihpa.metrics import MetricsAPISource
+from aihpa.sim.cluster import Cluster
+from aihpa.sim.testing import deployment_manifest
+from tests.controller.conftest import SETTINGS
+from tests.forecast.conftest import SMALL
+
+
+@pytest.mark.slow
+async def test_a_better_challenger_is_promoted_while_the_controller_runs(
+    sim_cluster: Cluster, sim_api_client: ApiClient, tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    save_checkpoint(models, model=BiLSTM(SMALL, rngs=nnx.Rngs(0)), model_cfg=SMALL, train_cfg=None, metrics={},
+                    data=[], digest="untrained", created="2026-01-01T00:00:00", provenance={})
+    champion = BiLSTMForecaster.from_checkpoint(models)
+    start = sim_cluster.clock.now()
+    sim_cluster.attach("default", "web", lambda t: 3.0 + 2.0 * math.sin(2 * math.pi * (t - start) / 1800.0))
+    await sim_cluster.ensure_namespace("aihpa")
+    await sim_cluster.create(deployment_manifest("web", replicas=12, cpu_request="500m", cpu_limit="1",
+                                                 labels={"aihpa/enabled": "true"}))
+    lifecycle = LifecycleSettings(
+        models_dir=str(models), holdout_steps=40,
+        train=TrainConfig(seed=0, batch_size=64, max_steps=80, eval_every=20, patience=3, progress=False),
+    )
+    settings = dataclasses.replace(SETTINGS, lifecycle=lifecycle, retrain_every_s=100 * 60.0)
+    kube = KubeClient(sim_api_client, retry=RetrySettings(backoff=(0.01,)))
+    controller = Controller(client=kube, metrics=MetricsAPISource(kube), forecaster=champion, settings=settings,
+                            clock=sim_cluster.clock)
+    async with controller:
+        await controller.wait_synced()
+        await controller.wait_until(lambda: "default/web" in controller.workloads)
+        for _ in range(101):
+            await sim_cluster.advance(60)
+            await controller.run_cycle()
+        outcome = await controller.wait_for_challenge()
+        await sim_cluster.advance(60)
+        await controller.run_cycle()  # the next cycle forecasts with the new model and reports the promotion
+    await sim_cluster.quiesce()
+    assert outcome is not None and outcome.promoted, outcome
+    assert controller.forecaster.version == outcome.challenger == load_checkpoint(models).version
+    assert controller.forecaster.version != champion.version
+    text = controller.metrics.render().decode()
+    assert f'aihpa_model_info{{version="{outcome.challenger}"}} 1.0' in text
+    assert 'aihpa_model_challenges_total{outcome="promoted"} 1.0' in text
+    events = [e for e in sim_cluster.list("v1", "Event", "default") if e.get("reason") == "ModelPromoted"]
+    assert events and outcome.challenger in events[0]["message"]
