@@ -240,6 +240,8 @@ class Controller:
         self.drift = DriftMonitor()
         self.challenges: list[Challenge] = []
         self._training: asyncio.Task[None] | None = None
+        # after a promotion: the model it replaced, until the new one has a window of live errors to judge by
+        self._probation: Forecaster | None = None
         self._last_challenge: float | None = None
         self.metrics.model.labels(version=forecaster.version).set(1)
         if self.settings.history_file:
@@ -482,6 +484,7 @@ class Controller:
             histories.append(series.values[-self.forecaster.context:])
             ends.append(series.end)
             chosen.append(w)
+        self._check_probation()
         if not chosen:
             return 0
         loop = asyncio.get_running_loop()
@@ -712,10 +715,40 @@ class Controller:
             self.metrics.model.labels(version=champion.version).set(0)
             self.metrics.model.labels(version=promoted.version).set(1)
             self.forecaster = promoted
-            self.drift.reset()
+            self.drift.reset()  # the champion's live error becomes the bar the new model must keep under
+            self._probation = champion
             for w in self.workloads.values():
                 self._queue_event(w, "Normal", "ModelPromoted",
                                   f"forecasting with {promoted.version} (was {champion.version}): {outcome.reason}")
+
+    def _check_probation(self) -> None:
+        """Roll a promoted model back when its live error, over a full window, exceeds the one it replaced."""
+        previous, cfg = self._probation, self.settings.lifecycle
+        if previous is None or cfg is None or len(self.drift.recent) < self.drift.window:
+            return
+        self._probation = None
+        live = float(np.mean(self.drift.recent))
+        bar = self.drift.reference
+        if bar is None or live <= bar * (1.0 + cfg.margin):
+            return
+        from aihpa.forecast.checkpoint import set_latest_version
+
+        regressed = self.forecaster
+        try:
+            set_latest_version(cfg.models_dir, previous.version)
+        except Exception as exc:  # the old version stays in memory: serve it even if the pointer cannot move
+            logger.warning("rollback: %s", exc)
+        self.forecaster = previous
+        self.metrics.model.labels(version=regressed.version).set(0)
+        self.metrics.model.labels(version=previous.version).set(1)
+        self.metrics.challenges.labels(outcome="rolled-back").inc()
+        self.drift.reset()
+        logger.warning("model %s regressed live (error %.3f vs %.3f): rolled back to %s", regressed.version, live,
+                       bar, previous.version)
+        for w in self.workloads.values():
+            self._queue_event(w, "Warning", "ModelRolledBack",
+                              f"{regressed.version} regressed live (relative error {live:.3f} against {bar:.3f}): "
+                              f"back to {previous.version}")
 
     async def wait_for_challenge(self, *, timeout_s: float = 120.0) -> Challenge | None:
         """Wait (real time, bounded) for a running challenge to end; its outcome, or None when none ran."""

@@ -20,7 +20,8 @@ from aihpa.lifecycle import LifecycleSettings
 from aihpa.metrics import MetricsAPISource
 from aihpa.sim.cluster import Cluster
 from aihpa.sim.testing import deployment_manifest
-from tests.controller.conftest import SETTINGS
+from tests.controller.conftest import SETTINGS, Rig, ScriptedForecaster
+from tests.controller.test_cycle import _deploy
 from tests.forecast.conftest import SMALL
 
 
@@ -63,3 +64,40 @@ async def test_a_better_challenger_is_promoted_while_the_controller_runs(
     assert 'aihpa_model_challenges_total{outcome="promoted"} 1.0' in text
     events = [e for e in sim_cluster.list("v1", "Event", "default") if e.get("reason") == "ModelPromoted"]
     assert events and outcome.challenger in events[0]["message"]
+
+
+async def test_a_promoted_model_that_regresses_live_is_rolled_back(rig: Rig, tmp_path: Path) -> None:
+    from aihpa.lifecycle import DriftMonitor
+
+    rig.controller.settings = dataclasses.replace(rig.controller.settings,
+                                                  lifecycle=LifecycleSettings(models_dir=str(tmp_path)))
+    await _deploy(rig, "web", cores=2.0)
+    previous = ScriptedForecaster()
+    previous.version = "previous-1"  # type: ignore[misc]
+    rig.controller.drift = DriftMonitor(window=5, ratio=1.5)
+    rig.controller.drift.reference = 0.05  # the replaced model was within 5% live
+    rig.controller._probation = previous
+    rig.forecaster.value = 0.2  # the new model now forecasts a tenth of the real 2 cores
+    await rig.cycles(12)
+    assert rig.controller.forecaster is previous
+    text = rig.controller.metrics.render().decode()
+    assert 'aihpa_model_challenges_total{outcome="rolled-back"} 1.0' in text
+    assert 'aihpa_model_info{version="previous-1"} 1.0' in text
+    events = [e for e in rig.cluster.list("v1", "Event", "default") if e.get("reason") == "ModelRolledBack"]
+    assert events and events[0]["type"] == "Warning" and "previous-1" in events[0]["message"]
+
+
+async def test_a_promoted_model_that_holds_up_live_stays(rig: Rig, tmp_path: Path) -> None:
+    from aihpa.lifecycle import DriftMonitor
+
+    rig.controller.settings = dataclasses.replace(rig.controller.settings,
+                                                  lifecycle=LifecycleSettings(models_dir=str(tmp_path)))
+    await _deploy(rig, "web", cores=2.0)
+    previous = ScriptedForecaster()
+    rig.controller.drift = DriftMonitor(window=5, ratio=1.5)
+    rig.controller.drift.reference = 0.5
+    rig.controller._probation = previous
+    rig.forecaster.value = 2.0  # right on
+    await rig.cycles(12)
+    assert rig.controller.forecaster is rig.forecaster
+    assert rig.controller._probation is None
