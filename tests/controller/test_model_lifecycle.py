@@ -101,3 +101,24 @@ async def test_a_promoted_model_that_holds_up_live_stays(rig: Rig, tmp_path: Pat
     await rig.cycles(12)
     assert rig.controller.forecaster is rig.forecaster
     assert rig.controller._probation is None
+
+
+async def test_drift_starts_a_challenge_before_the_schedule(rig: Rig, tmp_path: Path) -> None:
+    from aihpa.lifecycle import DriftMonitor
+
+    models = tmp_path / "models"
+    save_checkpoint(models, model=BiLSTM(SMALL, rngs=nnx.Rngs(0)), model_cfg=SMALL, train_cfg=None, metrics={},
+                    data=[], digest="untrained", created="2026-01-01T00:00:00", provenance={})
+    lifecycle = LifecycleSettings(models_dir=str(models), holdout_steps=10,
+                                  train=TrainConfig(max_steps=5, eval_every=5, progress=False))
+    rig.controller.settings = dataclasses.replace(rig.controller.settings, lifecycle=lifecycle,
+                                                  retrain_every_s=1e9)
+    rig.controller.forecaster = BiLSTMForecaster.from_checkpoint(models)
+    await _deploy(rig, "web", cores=2.0)
+    await rig.cycles(40)
+    assert rig.controller._training is None  # not due, no drift
+    rig.controller.drift = DriftMonitor(window=3, ratio=1.5)
+    rig.controller.drift.reference = 1e-6  # everything from now on looks like drift
+    await rig.cycles(4)
+    outcome = await rig.controller.wait_for_challenge()
+    assert outcome is not None  # a challenge ran (promoted or refused: the trigger is what is tested)
