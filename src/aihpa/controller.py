@@ -243,6 +243,7 @@ class Controller:
         # after a promotion: the model it replaced, until the new one has a window of live errors to judge by
         self._probation: Forecaster | None = None
         self._last_challenge: float | None = None
+        self._drift_since: float | None = None
         self.metrics.model.labels(version=forecaster.version).set(1)
         if self.settings.history_file:
             self._restore_history(Path(self.settings.history_file))
@@ -671,7 +672,16 @@ class Controller:
         if self._last_challenge is None:
             self._last_challenge = now  # the schedule starts with the controller
         due = now - self._last_challenge >= self.settings.retrain_every_s
-        if not (due or self.drift.drifted):
+        if self.drift.drifted:
+            self._drift_since = self._drift_since if self._drift_since is not None else now
+        else:
+            self._drift_since = None
+        # after a change, wait until the held-out window (and as much again to train on) shows the new behaviour,
+        # and leave a refused challenger's data a window to grow before the next try
+        window_s = cfg.holdout_steps * self.settings.step_s
+        drift_due = (self._drift_since is not None and now - self._drift_since >= 2 * window_s
+                     and now - self._last_challenge >= window_s)
+        if not (due or drift_due):
             return
         series = self._training_series()
         if not series:
@@ -716,6 +726,7 @@ class Controller:
             self.metrics.model.labels(version=promoted.version).set(1)
             self.forecaster = promoted
             self.drift.reset()  # the champion's live error becomes the bar the new model must keep under
+            self._drift_since = None
             self._probation = champion
             for w in self.workloads.values():
                 self._queue_event(w, "Normal", "ModelPromoted",

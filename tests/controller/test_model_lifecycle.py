@@ -119,6 +119,6 @@ async def test_drift_starts_a_challenge_before_the_schedule(rig: Rig, tmp_path: 
     assert rig.controller._training is None  # not due, no drift
     rig.controller.drift = DriftMonitor(window=3, ratio=1.5)
     rig.controller.drift.reference = 1e-6  # everything from now on looks like drift
-    await rig.cycles(4)
+    await rig.cycles(25)  # the drift must last two holdout windows
     outcome = await rig.controller.wait_for_challenge()
     assert outcome is not None  # a challenge ran (promoted or refused: the trigger is what is tested)
