@@ -20,10 +20,12 @@ Composition layer: it does I/O through the adapters and holds no scaling math of
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import logging
 import math
+import multiprocessing
 import re
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -44,7 +46,14 @@ from aihpa.k8s.events import EventRecorder, ObjectRef
 from aihpa.k8s.leader import LeaderElector, LeaseSettings
 from aihpa.k8s.scale import update_scale
 from aihpa.k8s.watching import WatchEvent, WatchSettings, watch_objects
-from aihpa.lifecycle import Challenge, DriftMonitor, LifecycleSettings, challenge
+from aihpa.lifecycle import (
+    Challenge,
+    DriftMonitor,
+    LifecycleSettings,
+    challenge,
+    challenge_from_checkpoint,
+    limit_worker,
+)
 from aihpa.metrics.history import History
 from aihpa.metrics.quantity import parse_cpu
 from aihpa.metrics.source import MetricsSource, WorkloadRef
@@ -242,6 +251,7 @@ class Controller:
         self._training: asyncio.Task[None] | None = None
         # after a promotion: the model it replaced, until the new one has a window of live errors to judge by
         self._probation: Forecaster | None = None
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._last_challenge: float | None = None
         self._drift_since: float | None = None
         self.metrics.model.labels(version=forecaster.version).set(1)
@@ -297,6 +307,9 @@ class Controller:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         if self.settings.history_file:
             self._save_history(Path(self.settings.history_file))
 
@@ -711,9 +724,15 @@ class Controller:
         assert isinstance(champion, BiLSTMForecaster)
         loop = asyncio.get_running_loop()
         try:
-            outcome, promoted = await loop.run_in_executor(
-                None, lambda: challenge(champion, series, cfg, created=created)
-            )
+            if cfg.in_process_worker and champion.path is not None:
+                outcome, promoted_path = await loop.run_in_executor(
+                    self._worker(cfg), challenge_from_checkpoint, str(champion.path), series, cfg, created
+                )
+                promoted = None if promoted_path is None else BiLSTMForecaster.from_checkpoint(promoted_path)
+            else:
+                outcome, promoted = await loop.run_in_executor(
+                    None, lambda: challenge(champion, series, cfg, created=created)
+                )
         except Exception:
             logger.exception("model challenge failed; keeping %s", champion.version)
             self.metrics.errors.labels(kind="challenge").inc()
@@ -760,6 +779,15 @@ class Controller:
             self._queue_event(w, "Warning", "ModelRolledBack",
                               f"{regressed.version} regressed live (relative error {live:.3f} against {bar:.3f}): "
                               f"back to {previous.version}")
+
+    def _worker(self, cfg: LifecycleSettings) -> concurrent.futures.ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn, not fork: the parent has threads (JAX, the event loop's executor) that fork would copy broken
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                initializer=limit_worker, initargs=(cfg.worker_memory_bytes,),
+            )
+        return self._pool
 
     async def wait_for_challenge(self, *, timeout_s: float = 120.0) -> Challenge | None:
         """Wait (real time, bounded) for a running challenge to end; its outcome, or None when none ran."""

@@ -28,7 +28,17 @@ from aihpa.forecast.input_pipeline import Series
 from aihpa.forecast.train import train
 from aihpa.traces import series_from_values
 
-__all__ = ["Challenge", "DriftMonitor", "LifecycleSettings", "challenge", "holdout_loss", "prune", "rollback"]
+__all__ = [
+    "Challenge",
+    "DriftMonitor",
+    "LifecycleSettings",
+    "challenge",
+    "challenge_from_checkpoint",
+    "holdout_loss",
+    "limit_worker",
+    "prune",
+    "rollback",
+]
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,11 @@ class LifecycleSettings:
     keep: int = 5
     # fine-tuning run of a challenge
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=300, eval_every=50, progress=False))
+    # run challenges in a separate, lower-priority process with this address-space limit (bytes; 0: no limit), so
+    # training neither holds the controller's interpreter lock nor grows its memory; False: a thread of the
+    # controller's own process
+    in_process_worker: bool = True
+    worker_memory_bytes: int = 4 * 2**30
 
 
 @dataclass(frozen=True)
@@ -100,6 +115,25 @@ def challenge(
                      challenger_loss=loss, promoted=True,
                      reason=f"challenger {loss:.5f} beats champion {base:.5f} by more than {settings.margin:.0%}"
                      ), promoted
+
+
+def limit_worker(memory_bytes: int) -> None:
+    """Initializer of the challenge worker process: lower its priority and cap its address space."""
+    import os
+    import resource
+
+    os.nice(10)
+    if memory_bytes > 0:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+
+
+def challenge_from_checkpoint(
+    champion_dir: str, series: Sequence[Series], settings: LifecycleSettings, created: str
+) -> tuple[Challenge, str | None]:
+    """`challenge` for a worker process: the champion comes from its checkpoint, a promotion returns its path."""
+    champion = BiLSTMForecaster.from_checkpoint(champion_dir)
+    outcome, promoted = challenge(champion, series, settings, created=created)
+    return outcome, None if promoted is None or promoted.path is None else str(promoted.path)
 
 
 def _versions(models_dir: str | Path) -> list[Path]:

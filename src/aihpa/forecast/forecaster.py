@@ -204,6 +204,8 @@ class BiLSTMForecaster:
         self._cfg: ModelConfig = model.cfg
         self._version = version
         self.metadata: dict[str, Any] = dict(metadata or {})
+        # the checkpoint directory it was loaded from, when it was
+        self.path: Path | None = None
         self.compilations = 0
         graphdef, state = nnx.split(model)
 
@@ -221,7 +223,9 @@ class BiLSTMForecaster:
         from aihpa.forecast.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(path)
-        return cls(ckpt.model, version=ckpt.version, metadata=ckpt.metadata)
+        fc = cls(ckpt.model, version=ckpt.version, metadata=ckpt.metadata)
+        fc.path = ckpt.path
+        return fc
 
     @property
     def version(self) -> str:
