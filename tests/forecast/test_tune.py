@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -65,3 +66,23 @@ def test_tune_command_writes_results_and_the_best_checkpoint(tmp_path: Path) -> 
     assert (out / "results.md").read_text().startswith("| trial |")
     meta = json.loads(next((out / "models").glob("bilstm-*/metadata.json")).read_text())
     assert meta["provenance"]["trial"] == doc["best_trial"]
+    # the held-back last quarter of the history part was backtested for the finalists (a cost is None when no
+    # sweep setting reached 1% saturation on so short a slice)
+    best = next(t for t in doc["trials"] if t["trial"] == doc["best_trial"])
+    assert "cost_at_slo" in best and (best["cost_at_slo"] is None or best["cost_at_slo"] >= 1.0)
+
+
+@pytest.mark.slow
+def test_finalists_are_ranked_by_backtest_cost_on_held_back_data() -> None:
+    from aihpa.traces import series_from_values
+
+    s = daily_series(1400, seed=5)
+    train_part = [dataclasses.replace(s, values=s.values[:1000], times=None if s.times is None else s.times[:1000])]
+    holdback = [series_from_values(s.values[1000:], interval_s=s.step_s, name="holdback")]
+    result = successive_halving(train_part, trials=3, min_steps=10, eta=3, rungs=1, seed=0, base_model=BASE,
+                                base_train=FAST, holdback=holdback, finalists=2)
+    finalists = [t for t in result.trials if t.cost_at_slo is not None]
+    assert len(finalists) == 2
+    assert result.best in finalists
+    assert result.best.cost_at_slo == min(t.cost_at_slo for t in finalists if t.cost_at_slo is not None)
+    assert any(row["cost_at_slo"] is not None for row in result.table())

@@ -63,6 +63,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--rungs", type=int, default=3, help="rungs; each trains the best third 3x longer (default 3)")
     p.add_argument("--budget-minutes", type=float, default=30.0, help="start no training after this (default 30)")
     p.add_argument("--history-fraction", type=float, default=0.2, metavar="F")
+    p.add_argument("--holdback-fraction", type=float, default=0.25, metavar="F",
+                   help="hold back the last F of each history part from training; the finalists are ranked by "
+                   "backtest cost at SLO on it (0: rank by validation pinball only)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=_tune)
 
@@ -167,9 +170,16 @@ def _tune(args: argparse.Namespace) -> int:
         raise UserError(f"{len(args.column)} --column for {len(args.trace)} --trace; give one per trace or none")
     if args.trials < 1 or args.min_steps < 1 or args.rungs < 1 or args.budget_minutes <= 0:
         raise UserError("--trials, --min-steps, --rungs and --budget-minutes must be positive")
+    if not 0.0 <= args.holdback_fraction < 1.0:
+        raise UserError("--holdback-fraction must be in [0, 1)")
     columns = args.column or [None] * len(args.trace)
     traces = [_load(path, col) for path, col in zip(args.trace, columns, strict=True)]
-    series = [series_from_trace(history_part(t, args.history_fraction)) for t in traces]
+    parts = [history_part(t, args.history_fraction) for t in traces]
+    cut = [len(p) - int(len(p) * args.holdback_fraction) for p in parts]
+    series = [series_from_trace(p.slice(0, c)) for p, c in zip(parts, cut, strict=True)]
+    from aihpa.backtest.protocol import MIN_STEPS
+
+    holdback = [p.slice(c, len(p)) for p, c in zip(parts, cut, strict=True) if len(p) - c >= MIN_STEPS]
     console = Console()
     started = time.monotonic()
 
@@ -182,6 +192,7 @@ def _tune(args: argparse.Namespace) -> int:
         result = successive_halving(
             series, trials=args.trials, min_steps=args.min_steps, rungs=args.rungs, seed=args.seed,
             elapsed=lambda: time.monotonic() - started, budget_s=args.budget_minutes * 60.0, on_trial=report,
+            holdback=holdback,
         )
     except ValueError as exc:
         raise UserError(str(exc)) from exc
@@ -203,7 +214,8 @@ def _tune(args: argparse.Namespace) -> int:
     (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
     (out / "results.md").write_text(result.markdown())
     console.print(result.markdown())
-    console.print(f"best: trial {best.id} (val pinball {best.score:.5f}) -> {ckpt}"
+    cost = "" if best.cost_at_slo is None else f", held-back cost at SLO {best.cost_at_slo:.3f}"
+    console.print(f"best: trial {best.id} (val pinball {best.score:.5f}{cost}) -> {ckpt}"
                   + ("; the time budget ended the search early" if result.stopped_early else ""))
     return 0
 

@@ -2,6 +2,8 @@
 
 Each rung trains every surviving configuration for more optimizer steps and keeps the best third by validation
 pinball loss (the time-ordered validation split of the training data, never the backtest's scored window). The
+finalists are then ranked by backtest cost at SLO (aihpa's policy, DESIGN section 6) on held-back traces that no
+trial trained on, when the caller gives them; validation pinball breaks ties and ranks when there are none. The
 search is deterministic for a seed (configurations are drawn from a seeded generator, training is seeded); a wall-time
 budget may end it early, with the best configuration found so far. Pure: no network; the caller passes the clock
 (`elapsed`) and writes the results.
@@ -20,6 +22,7 @@ import numpy as np
 from aihpa.forecast.config import ModelConfig, TrainConfig
 from aihpa.forecast.input_pipeline import Series
 from aihpa.forecast.train import TrainResult, train
+from aihpa.traces import Trace
 
 __all__ = ["SEARCH_SPACE", "Trial", "TuneResult", "sample_configs", "successive_halving"]
 
@@ -43,6 +46,8 @@ class Trial:
     scores: list[float] = field(default_factory=list)
     steps: list[int] = field(default_factory=list)
     result: TrainResult | None = None
+    # mean backtest cost at SLO on the held-back traces (finalists only; None: not measured or no 1% crossing)
+    cost_at_slo: float | None = None
 
     @property
     def score(self) -> float:
@@ -65,6 +70,7 @@ class TuneResult:
                 **{k: list(v) if isinstance(v, tuple) else v for k, v in t.params.items()},
                 "steps": t.steps[-1] if t.steps else 0,
                 "val_pinball": None if math.isinf(t.score) else t.score,
+                "cost_at_slo": t.cost_at_slo,
                 "rungs": len(t.scores),
             })
         return rows
@@ -125,6 +131,8 @@ def successive_halving(
     elapsed: Callable[[], float] | None = None,
     budget_s: float | None = None,
     on_trial: Callable[[Trial, int], None] | None = None,
+    holdback: Sequence[Trace] = (),
+    finalists: int = 3,
 ) -> TuneResult:
     """Successive halving: rung r trains the survivors for min_steps * eta**r steps and keeps the best 1/eta.
 
@@ -164,5 +172,26 @@ def successive_halving(
         raise ValueError("the budget ended before the first training finished")
     # the best is judged at the highest rung reached by anyone, so a long-trained trial is not beaten by a short one
     top = max(len(t.scores) for t in candidates)
-    best = min((t for t in candidates if len(t.scores) == top), key=lambda t: (t.score, t.id))
+    final = sorted((t for t in candidates if len(t.scores) == top), key=lambda t: (t.score, t.id))[:finalists]
+    if holdback and not (budget_s is not None and elapsed is not None and elapsed() >= budget_s):
+        for t in final:
+            t.cost_at_slo = _holdback_cost(t, holdback)
+    best = min(final, key=lambda t: (math.inf if t.cost_at_slo is None else t.cost_at_slo, t.score, t.id))
     return TuneResult(trials=pool, best=best, rungs=done_rungs, stopped_early=stopped)
+
+
+def _holdback_cost(trial: Trial, traces: Sequence[Trace]) -> float | None:
+    """Mean cost at SLO of aihpa's policy with this trial's model over the held-back traces."""
+    from aihpa.backtest.run import run_backtest
+    from aihpa.forecast.forecaster import BiLSTMForecaster
+
+    assert trial.result is not None
+    forecaster = BiLSTMForecaster(trial.result.model, version=f"trial-{trial.id}")
+    costs = []
+    for trace in traces:
+        result = run_backtest(trace, policies=["aihpa"], forecaster=forecaster)
+        cost = result.policies["aihpa"].cost_at_slo
+        if cost is None:
+            return None
+        costs.append(cost)
+    return float(np.mean(costs)) if costs else None
