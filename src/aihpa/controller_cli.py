@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from pathlib import Path
 from typing import Any
 
 from aihpa.errors import UserError
@@ -121,9 +122,13 @@ async def _serve(args: argparse.Namespace, settings: Any) -> None:
     loop = asyncio.get_running_loop()
     forecaster: Any
     try:
+        # with a life cycle, the last promoted version (kept in --models-dir) outlives restarts
+        checkpoint = args.model
+        if checkpoint is None and args.models_dir is not None and (Path(args.models_dir) / "latest").is_file():
+            checkpoint = args.models_dir
         forecaster = await loop.run_in_executor(
             None,
-            lambda: load_default_forecaster() if args.model is None else BiLSTMForecaster.from_checkpoint(args.model),
+            lambda: load_default_forecaster() if checkpoint is None else BiLSTMForecaster.from_checkpoint(checkpoint),
         )
     except Exception as exc:  # the controller keeps scaling reactively rather than not at all
         logger.error("model %s failed to load, running REACTIVE ONLY: %s", args.model or "(shipped)", exc)

@@ -45,6 +45,10 @@ SCENARIOS: dict[str, Obj] = {
         "imagePullSecrets": [{"name": "regcred"}],
         "commonLabels": {"team": "platform"},
     },
+    "model-lifecycle": {
+        "controller": {"model": {"lifecycle": {"enabled": True, "retrainEvery": 3600,
+                                               "volume": {"persistentVolumeClaim": {"claimName": "aihpa-models"}}}}},
+    },
     "single-controller-without-webhook": {
         "controller": {"replicas": 1, "leaderElection": False},
         "webhook": {"enabled": False},
@@ -277,3 +281,15 @@ def test_the_schema_accepts_every_scenario(chart: Any) -> None:
 def test_the_templates_refuse_contradictory_values(render: Render, values: Obj, message: str) -> None:
     with pytest.raises(helm.HelmRenderError, match=message):
         render(values)
+
+
+def test_the_model_life_cycle_gets_a_writable_models_directory(render: Render) -> None:
+    deployment = render(SCENARIOS["model-lifecycle"]).one("Deployment", "aihpa-controller")
+    args = parse_cli(container_args(deployment))
+    assert args.models_dir == "/var/lib/aihpa-models" and args.retrain_every == 3600.0
+    spec = deployment["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["models"]["mountPath"] == "/var/lib/aihpa-models" and not mounts["models"].get("readOnly")
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["models"]["persistentVolumeClaim"] == {"claimName": "aihpa-models"}
