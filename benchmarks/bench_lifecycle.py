@@ -75,7 +75,6 @@ async def isolation(workloads: int) -> None:
 async def episode() -> None:
     from aihpa.controller import Controller, ControllerSettings
     from aihpa.forecast.checkpoint import save_checkpoint
-    from aihpa.forecast.config import TrainConfig
     from aihpa.forecast.forecaster import BiLSTMForecaster, load_default_forecaster
     from aihpa.k8s import KubeClient
     from aihpa.lifecycle import DriftMonitor, LifecycleSettings
@@ -103,8 +102,7 @@ async def episode() -> None:
             save_checkpoint(models, model=shipped.model, model_cfg=shipped.config, train_cfg=None, metrics={},
                             data=[], digest=str(shipped.metadata.get("data_digest")), created="0",
                             provenance={"copied_from": shipped.version})
-            lifecycle = LifecycleSettings(models_dir=str(models), holdout_steps=30,
-                                          train=TrainConfig(max_steps=300, eval_every=50, progress=False))
+            lifecycle = LifecycleSettings(models_dir=str(models), holdout_steps=30, train_recent_steps=120)
             settings = ControllerSettings(leader_election=False, run_loop=False, lifecycle=lifecycle,
                                           retrain_every_s=1e12)
             async with await cluster.api_client() as api:

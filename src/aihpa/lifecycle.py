@@ -51,8 +51,14 @@ class LifecycleSettings:
     margin: float = 0.02
     # versions kept on disk (the one in use is never removed)
     keep: int = 5
-    # fine-tuning run of a challenge
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=300, eval_every=50, progress=False))
+    # train on at most this many of the most recent steps before the holdout (0: all): after a change, older
+    # behaviour would outweigh the new one
+    train_recent_steps: int = 0
+    # fine-tuning run of a challenge: gentle (a tenth of a fresh run's learning rate), since it starts from a
+    # trained model and sees little data
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(max_steps=300, eval_every=50, learning_rate=5e-4, progress=False)
+    )
     # run challenges in a separate, lower-priority process with this address-space limit (bytes; 0: no limit), so
     # training neither holds the controller's interpreter lock nor grows its memory; False: a thread of the
     # controller's own process
@@ -93,8 +99,15 @@ def challenge(
     Returns the outcome and, when promoted, the new forecaster (the caller swaps it in).
     """
     h = settings.holdout_steps
-    train_parts = [dataclasses.replace(s, values=s.values[:-h], times=None if s.times is None else s.times[:-h])
-                   for s in series if s.values.shape[0] > h]
+    lo = 0
+    train_parts = []
+    for s in series:
+        n = s.values.shape[0]
+        if n <= h:
+            continue
+        lo = max(0, n - h - settings.train_recent_steps) if settings.train_recent_steps > 0 else 0
+        train_parts.append(dataclasses.replace(
+            s, values=s.values[lo:-h], times=None if s.times is None else s.times[lo:-h]))
     base = holdout_loss(champion, series, holdout_steps=h)
     result = train(train_parts, champion.config, settings.train, init_from=champion.model)
     candidate = BiLSTMForecaster(result.model, version="challenger")
