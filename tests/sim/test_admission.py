@@ -18,9 +18,8 @@ import pytest
 from aiohttp import web
 
 from aihpa.sim import Cluster
-from aihpa.sim.testing import deployment_manifest
+from aihpa.sim.testing import Kubectl, deployment_manifest
 from aihpa.sim.tls import CertPair, make_ca, make_server_cert
-from tests.sim.conftest import Kubectl
 
 DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments"
 Answer = Callable[[dict[str, Any]], Any]

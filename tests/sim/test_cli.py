@@ -12,7 +12,7 @@ import pytest
 
 import aihpa.cli
 from aihpa.cli import main
-from tests.sim.conftest import _kubectl_binary
+from aihpa.sim.testing import kubectl_binary
 
 
 @pytest.mark.parametrize(
@@ -39,7 +39,7 @@ def test_bad_flags_are_one_line_user_errors(
 async def test_serve_writes_a_kubeconfig_that_kubectl_uses_and_stops_on_sigterm(
     tmp_path: Path, shared_traces: Path
 ) -> None:
-    kubectl = _kubectl_binary()
+    kubectl = kubectl_binary()
     if kubectl is None:
         pytest.skip("kubectl is not installed")
     kubeconfig = tmp_path / "kubeconfig"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from aihpa.sim import Cluster
-from aihpa.sim.testing import deployment_manifest
-from tests.sim.conftest import Kubectl, assert_valid, eventually
+from aihpa.sim.testing import Kubectl, deployment_manifest
+from tests.sim.conftest import assert_valid, eventually
 
 pytestmark = pytest.mark.slow
 

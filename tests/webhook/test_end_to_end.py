@@ -24,13 +24,13 @@ from aihpa.clock import VirtualClock
 from aihpa.k8s import KubeClient, WatchSettings
 from aihpa.profiles import ReplicaProfile, configmaps_for
 from aihpa.sim.cluster import Cluster
-from aihpa.sim.testing import deployment_manifest
+from aihpa.sim.testing import Kubectl, deployment_manifest
 from aihpa.webhook import create_app, start_server
 from aihpa.webhook.certs import CertificateAuthority, CertificateSource, generate, issue_serving_cert, write_files
 from aihpa.webhook.kube_certs import inject_ca_bundle_live
 from aihpa.webhook.profile_configmaps import ConfigMapProfileSource
 from aihpa.webhook.settings import WebhookSettings
-from tests.webhook.conftest import WEBHOOKS, Kubectl, validate_deployment
+from tests.webhook.conftest import WEBHOOKS, validate_deployment
 
 SERVICE, OWN_NAMESPACE, APP_NAMESPACE = "aihpa-webhook", "aihpa", "shop"
 CONFIG_NAME = "aihpa-webhook"

@@ -64,6 +64,17 @@ class Observation:
         return self.pods_with_metrics > 0 and self.usage >= self.pods_with_metrics * self.capacity_per_pod * (1 - 1e-9)
 
 
+def _normalize(
+    obs: Observation, *, desired: int, reason: str, behavior: Behavior, state: BehaviorState
+) -> tuple[Decision, BehaviorState]:
+    """The HPA's normalize step for a recommendation, and the scale it leads to remembered for the rate limits."""
+    decision, bstate = apply_behavior(
+        current=obs.current_replicas, desired=desired, behavior=behavior, state=state, now=obs.now, reason=reason
+    )
+    bstate = record_scale(state=bstate, behavior=behavior, old=obs.current_replicas, new=decision.replicas, now=obs.now)
+    return decision, bstate
+
+
 @dataclass(frozen=True)
 class ReactiveState:
     behavior: BehaviorState = field(default_factory=BehaviorState)
@@ -92,17 +103,7 @@ class ReactivePolicy:
 
     def decide(self, obs: Observation, state: ReactiveState) -> tuple[Decision, ReactiveState]:
         desired, reason = self.recommend(obs)
-        decision, bstate = apply_behavior(
-            current=obs.current_replicas,
-            desired=desired,
-            behavior=self.behavior,
-            state=state.behavior,
-            now=obs.now,
-            reason=reason,
-        )
-        bstate = record_scale(
-            state=bstate, behavior=self.behavior, old=obs.current_replicas, new=decision.replicas, now=obs.now
-        )
+        decision, bstate = _normalize(obs, desired=desired, reason=reason, behavior=self.behavior, state=state.behavior)
         return decision, ReactiveState(behavior=bstate)
 
 
@@ -250,15 +251,5 @@ class PredictivePolicy:
             else:
                 desired = reactive
                 reason = f"{reactive_reason}, above the forecast's {predicted} pods (reactive floor)"
-        decision, bstate = apply_behavior(
-            current=obs.current_replicas,
-            desired=desired,
-            behavior=self.behavior,
-            state=state.behavior,
-            now=obs.now,
-            reason=reason,
-        )
-        bstate = record_scale(
-            state=bstate, behavior=self.behavior, old=obs.current_replicas, new=decision.replicas, now=obs.now
-        )
+        decision, bstate = _normalize(obs, desired=desired, reason=reason, behavior=self.behavior, state=state.behavior)
         return decision, replace(state, behavior=bstate)

