@@ -22,6 +22,16 @@ errors are of another size, and a sudden burst that was missed once is then met 
 needed before, not with the ordinary headroom. Censored scores (the outcome itself saturated) are recorded as at least
 their observed value times `censored_bump`.
 
+Ordinary forecasts are scored by context as well (Mondrian categories with back-off): whether the decision fell on a
+"hot" phase of a recurring cycle, whether it came soon after the last surprise, and whether usage stood near the top of
+its recent range. The errors of a forecaster are not exchangeable across these contexts: cron-style bursts land on the
+same minute of a 30- or 60-minute cycle, steps up cluster in time and rarely start from the top of the range. A
+context's own scores give its headroom once there are enough of them for a finite conformal quantile at the risk;
+until then the next coarser context (the last feature dropped) stands in, and finally the whole window. The cycle is
+found online: for each candidate period the surprises (scores above the window's `surprise_level` quantile) are
+counted per phase with exponential forgetting; the period whose most surprising phases catch the largest share of
+surprises for the smallest share of phases (a Kolmogorov-Smirnov-like gain) is used when that gain is clear.
+
 Pure: no I/O, no clock. Every update returns a new state; arrays inside a state are never written after creation.
 """
 
@@ -41,6 +51,21 @@ def _empty() -> npt.NDArray[np.float64]:
     return np.zeros(0, dtype=np.float64)
 
 
+def _empty_codes() -> npt.NDArray[np.int8]:
+    return np.zeros((0, CONTEXT_FEATURES), dtype=np.int8)
+
+
+def _empty_mask() -> npt.NDArray[np.bool_]:
+    return np.zeros(0, dtype=np.bool_)
+
+
+#: Context features of a score, coarsest last to drop: (hot phase, recency of the last surprise, level in range).
+CONTEXT_FEATURES = 3
+#: A context: one small integer per feature.
+Context = tuple[int, int, int]
+NO_CONTEXT: Context = (0, 0, 0)
+
+
 @dataclass(frozen=True)
 class CalibrationState:
     """Recent log-scores (a ring buffer, oldest overwritten first) and the log of the saturation correction."""
@@ -51,6 +76,17 @@ class CalibrationState:
     # scores of forecasts made right after a saturated step
     surge_ratios: npt.NDArray[np.float64] = field(default_factory=_empty)
     surge_position: int = 0
+    # the context of each score in log_ratios (same ring positions)
+    contexts: npt.NDArray[np.int8] = field(default_factory=_empty_codes)
+    # scores recorded since the last surprise (a score above the window's surprise_level quantile)
+    since_surprise: int = 1 << 30
+    # the cycle detector: decayed surprise and score counts per phase of every candidate period (concatenated)
+    phase_surprises: npt.NDArray[np.float64] = field(default_factory=_empty)
+    phase_scores: npt.NDArray[np.float64] = field(default_factory=_empty)
+    scored: int = 0
+    # the period in use (0: none) and its hot phases
+    period: int = 0
+    hot: npt.NDArray[np.bool_] = field(default_factory=_empty_mask)
 
 
 @dataclass(frozen=True)
@@ -69,6 +105,18 @@ class Calibration:
     max_headroom: float = 10.0  # a sanity cap on the multiplier
     surge_window: int = 240  # scores kept for forecasts made right after a saturated step
     surge_min_samples: int = 30  # fewer: those forecasts use the ordinary window
+    contextual: bool = True  # score ordinary forecasts by context (module docstring)
+    surprise_level: float = 0.9  # a score above this quantile of the window is a surprise (for recency)
+    cycle_level: float = 0.98  # the cycle detector counts the scores above this quantile of the window
+    # bins of "scores since the last surprise" (none by default: on the shared traces it helped the bursty Bitbrains
+    # trace a little and cost the smooth ones more)
+    recent_steps: tuple[int, ...] = ()
+    high_level: float = 0.8  # usage at or above this share of its recent range is "high"
+    periods: tuple[int, ...] = (15, 30, 60, 120)  # candidate cycles, in control steps
+    phase_memory: float = 5760.0  # the cycle detector forgets with this time constant (scores)
+    phase_lift: float = 3.0  # a phase is hot when its surprise rate is this many times the overall rate
+    phase_min_gain: float = 0.3  # a cycle is used when its hot phases catch this much more than their share
+    phase_every: int = 60  # scores between re-selections of the cycle
 
     def __post_init__(self) -> None:
         if not 0.0 < self.risk < 1.0:
@@ -81,37 +129,82 @@ class Calibration:
             raise ValueError(f"calibration mode must be ratio or spread, not {self.mode!r}")
         if self.min_spread <= 0:
             raise ValueError("min_spread must be positive")
+        if any(p < 2 for p in self.periods):
+            raise ValueError("candidate periods must be at least 2 steps")
 
-    def quantile(self, state: CalibrationState, *, after_saturation: bool = False) -> float | None:
+    @property
+    def context_min_samples(self) -> int:
+        """The fewest scores that give a finite conformal quantile at the risk (and at least min_samples)."""
+        return max(self.min_samples, math.ceil((1.0 - self.risk) / self.risk - 1e-9))
+
+    def context(self, state: CalibrationState, *, step: int, level: float | None) -> Context:
+        """The context of a decision at control step `step` with usage at `level` (0..1) of its recent range."""
+        if not self.contextual:
+            return NO_CONTEXT
+        hot = int(state.period > 0 and bool(state.hot[step % state.period]))
+        recent = sum(1 for b in self.recent_steps if state.since_surprise >= b)
+        high = int(level is not None and level >= self.high_level)
+        return (hot, recent, high)
+
+    def _context_scores(self, state: CalibrationState, context: Context) -> npt.NDArray[np.float64] | None:
+        """The scores of the finest context that has enough of them (None: only the whole window has)."""
+        codes = state.contexts
+        if codes.shape[0] != state.log_ratios.shape[0] or codes.shape[0] < self.context_min_samples:
+            return None
+        need = self.context_min_samples
+        for depth in range(CONTEXT_FEATURES, 0, -1):
+            match = np.all(codes[:, :depth] == np.asarray(context[:depth], dtype=np.int8), axis=1)
+            if int(np.count_nonzero(match)) >= need:
+                return state.log_ratios[match]
+        return None
+
+    def quantile(
+        self, state: CalibrationState, *, after_saturation: bool = False, context: Context | None = None
+    ) -> float | None:
         """The conformal quantile of the scores (log-ratios or spreads), or None while there are too few.
 
-        `after_saturation`: the forecast was made from a history whose last step was saturated.
+        `after_saturation`: the forecast was made from a history whose last step was saturated; `context`: the
+        decision's context (module docstring), None for the whole window.
         """
         scores = state.log_ratios
         if after_saturation and state.surge_ratios.shape[0] >= self.surge_min_samples:
             scores = state.surge_ratios
+        elif context is not None and self.contextual:
+            chosen = self._context_scores(state, context)
+            if chosen is not None:
+                scores = chosen
         n = scores.shape[0]
         if n < self.min_samples and scores is state.log_ratios:
+            return None
+        if n == 0:
             return None
         # the ceil((n + 1)(1 - risk))-th smallest of n scores (the largest when that exceeds n)
         k = min(n, math.ceil((n + 1) * (1.0 - self.risk)))
         return float(np.partition(scores, k - 1)[k - 1])
 
-    def headroom(self, state: CalibrationState, *, after_saturation: bool = False) -> float | None:
+    def headroom(
+        self, state: CalibrationState, *, after_saturation: bool = False, context: Context | None = None
+    ) -> float | None:
         """Ratio mode: the multiplier for (forecast peak + offset); spread mode: the multiple of the spread before
         the saturation correction. None while there are too few scores."""
-        q = self.quantile(state, after_saturation=after_saturation)
+        q = self.quantile(state, after_saturation=after_saturation, context=context)
         if q is None:
             return None
-        if self.mode == "spread":
+        if self.mode != "ratio":
             return q
         return min(math.exp(q + state.correction), self.max_headroom)
 
     def provision(
-        self, state: CalibrationState, *, peak: float, spread: float = 0.0, after_saturation: bool = False
+        self,
+        state: CalibrationState,
+        *,
+        peak: float,
+        spread: float = 0.0,
+        after_saturation: bool = False,
+        context: Context | None = None,
     ) -> float | None:
         """Capacity (cores) to hold for a forecast peak (and, in spread mode, its spread), or None if uncalibrated."""
-        headroom = self.headroom(state, after_saturation=after_saturation)
+        headroom = self.headroom(state, after_saturation=after_saturation, context=context)
         if headroom is None:
             return None
         if self.mode == "ratio":
@@ -129,10 +222,13 @@ class Calibration:
         saturated: bool,
         after_saturation: bool = False,
         spread: float = 0.0,
+        context: Context = NO_CONTEXT,
+        step: int | None = None,
     ) -> CalibrationState:
         """Record one realized peak against the forecast peak (and spread) made for it, and one saturation outcome.
 
-        `after_saturation` says which window the score belongs to (see `quantile`).
+        `after_saturation` says which window the score belongs to (see `quantile`); `context` and `step` are the
+        context and control step of the decision that made the forecast (for contexts and the cycle detector).
         """
         correction = state.correction + self.adapt_rate * ((1.0 if saturated else 0.0) - self.risk)
         correction = min(max(correction, -self.max_correction), self.max_correction)
@@ -140,17 +236,77 @@ class Calibration:
         if math.isfinite(forecast) and math.isfinite(realized) and forecast >= 0 and realized >= 0:
             if censored:
                 realized *= self.censored_bump
-            if self.mode == "spread":
+            if self.mode != "ratio":
                 value = (realized - forecast) / max(spread if math.isfinite(spread) else 0.0, self.min_spread)
             else:
                 value = math.log(max((realized + self.offset) / max(forecast + self.offset, 1e-9), 1e-9))
+            if self.contextual:
+                new = self._observe_surprise(new, value, step)
             if after_saturation:
                 ratios, position = _push(state.surge_ratios, state.surge_position, value, self.surge_window)
                 new = replace(new, surge_ratios=ratios, surge_position=position)
             else:
+                codes = state.contexts
+                if codes.shape[0] != state.log_ratios.shape[0]:  # a state from before contexts: start them now
+                    codes = np.zeros((state.log_ratios.shape[0], CONTEXT_FEATURES), dtype=np.int8)
+                code = np.asarray(context, dtype=np.int8)
                 ratios, position = _push(state.log_ratios, state.position, value, self.window)
-                new = replace(new, log_ratios=ratios, position=position)
+                if codes.shape[0] < self.window:
+                    codes = np.concatenate([codes, code[None, :]])
+                else:
+                    codes = codes.copy()
+                    codes[state.position] = code
+                new = replace(new, log_ratios=ratios, position=position, contexts=codes)
         return new
+
+    def _observe_surprise(self, state: CalibrationState, value: float, step: int | None) -> CalibrationState:
+        """Count a score for the surprise recency and the cycle detector; re-select the cycle now and then."""
+        scores = state.log_ratios
+        surprise = rare = False
+        n = scores.shape[0]
+        if n >= self.min_samples:
+            ks = [min(n, max(1, math.ceil(n * level))) - 1 for level in (self.surprise_level, self.cycle_level)]
+            part = np.partition(scores, ks)
+            surprise, rare = value > float(part[ks[0]]), value > float(part[ks[1]])
+        since = 0 if surprise else min(state.since_surprise + 1, 1 << 30)
+        if step is None or not self.periods:
+            return replace(state, since_surprise=since)
+        size = sum(self.periods)
+        counts, hits = state.phase_scores, state.phase_surprises
+        if counts.shape[0] != size:
+            counts, hits = np.zeros(size), np.zeros(size)
+        keep = 1.0 - 1.0 / self.phase_memory
+        counts, hits = counts * keep, hits * keep
+        offset = 0
+        for period in self.periods:
+            counts[offset + step % period] += 1.0
+            if rare:
+                hits[offset + step % period] += 1.0
+            offset += period
+        new = replace(state, since_surprise=since, phase_scores=counts, phase_surprises=hits, scored=state.scored + 1)
+        if new.scored % self.phase_every == 0:
+            new = self._select_period(new)
+        return new
+
+    def _select_period(self, state: CalibrationState) -> CalibrationState:
+        best_gain, best_period, best_hot = self.phase_min_gain, 0, _empty_mask()
+        offset = 0
+        for period in self.periods:
+            counts = state.phase_scores[offset : offset + period]
+            hits = state.phase_surprises[offset : offset + period]
+            offset += period
+            total_hits, total = float(hits.sum()), float(counts.sum())
+            # each phase needs a few scores, and the surprises must be many enough to tell a cycle from chance
+            if total <= 0 or total_hits < 4 * period ** 0.5 or float(counts.min()) < 5:
+                continue
+            base = total_hits / total
+            expected = counts * base
+            # hot: a surprise rate well above the overall one, and more surprises than chance would put there
+            hot = (hits >= self.phase_lift * expected) & (hits >= expected + 3.0 * np.sqrt(expected))
+            gain = float(hits[hot].sum()) / total_hits - float(counts[hot].sum()) / total
+            if gain > best_gain + 1e-9:
+                best_gain, best_period, best_hot = gain, period, hot
+        return replace(state, period=best_period, hot=best_hot)
 
 
 def _push(

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from aihpa.scaling.behavior import DEFAULT_BEHAVIOR, Behavior, BehaviorState, apply_behavior, record_scale
-from aihpa.scaling.calibration import Calibration, CalibrationState
+from aihpa.scaling.calibration import NO_CONTEXT, Calibration, CalibrationState, Context
 from aihpa.scaling.decision import Decision
 from aihpa.scaling.hpa import DEFAULT_TOLERANCE, hpa_replicas
 
@@ -113,11 +113,14 @@ class PredictiveState:
 
     behavior: BehaviorState = field(default_factory=BehaviorState)
     calibration: CalibrationState = field(default_factory=CalibrationState)
-    # (forecast peak, its spread, made right after a saturated step) of the last decisions, oldest first; each is
-    # compared with its realized peak lead_steps later
-    pending: tuple[tuple[float, float, bool], ...] = ()
+    # (forecast peak, its spread, made right after a saturated step, the decision's context and control step) of the
+    # last decisions, oldest first; each is compared with its realized peak lead_steps later
+    pending: tuple[tuple[float, float, bool, Context, int], ...] = ()
     # (usage, saturated) of the most recent observations, oldest first, at most lead_steps of them
     recent: tuple[tuple[float, bool], ...] = ()
+    # the last level_window usage samples (a ring), for the level context: where usage stands in its recent range
+    levels: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
+    levels_position: int = 0
 
 
 @dataclass(frozen=True)
@@ -138,8 +141,14 @@ class PredictivePolicy:
     min_history: int = 1
     tolerance: float = DEFAULT_TOLERANCE
     behavior: Behavior = DEFAULT_BEHAVIOR
+    # the control step (seconds): decisions are numbered floor(now / step_seconds) for the calibration's cycle phases
+    step_seconds: float = 60.0
+    # usage samples the level context looks back over
+    level_window: int = 720
 
     def __post_init__(self) -> None:
+        if self.step_seconds <= 0:
+            raise ValueError("step_seconds must be positive")
         if self.lead_steps < 1:
             raise ValueError("lead_steps must be at least 1")
         if not 0.0 < self.target_utilization <= 1.0:
@@ -170,8 +179,16 @@ class PredictivePolicy:
         recent = (*state.recent, (obs.usage, obs.saturated))[-self.lead_steps :]
         calibration = state.calibration
         pending = state.pending
+        levels, levels_position = state.levels, state.levels_position
+        if obs.history_len > 0 and math.isfinite(obs.usage) and self.calibration.contextual:
+            if levels.shape[0] < self.level_window:
+                levels = np.append(levels, obs.usage)
+            else:
+                levels = levels.copy()
+                levels[levels_position] = obs.usage
+                levels_position = (levels_position + 1) % self.level_window
         if len(pending) >= self.lead_steps and len(recent) == self.lead_steps:
-            (forecast, spread, after_saturation), pending = pending[0], pending[1:]
+            (forecast, spread, after_saturation, context, step), pending = pending[0], pending[1:]
             realized = max(u for u, _ in recent)
             censored = any(s for _, s in recent)
             calibration = self.calibration.update(
@@ -182,12 +199,30 @@ class PredictivePolicy:
                 saturated=obs.saturated,
                 after_saturation=after_saturation,
                 spread=spread,
+                context=context,
+                step=step,
             )
         elif obs.history_len > 0:
             calibration = self.calibration.update(
                 calibration, realized=math.nan, forecast=math.nan, censored=False, saturated=obs.saturated
             )
-        return replace(state, recent=recent, calibration=calibration, pending=pending)
+        return replace(
+            state,
+            recent=recent,
+            calibration=calibration,
+            pending=pending,
+            levels=levels,
+            levels_position=levels_position,
+        )
+
+    def _level(self, state: PredictiveState, usage: float) -> float | None:
+        """Where `usage` stands in the range of the recent samples (0 at the bottom, 1 at the top), or None."""
+        if state.levels.shape[0] < 2 or not math.isfinite(usage):
+            return None
+        low, high = float(state.levels.min()), float(state.levels.max())
+        if high - low <= 1e-9 * max(abs(high), 1.0):
+            return None
+        return (usage - low) / (high - low)
 
     def decide(
         self,
@@ -199,6 +234,10 @@ class PredictivePolicy:
     ) -> tuple[Decision, PredictiveState]:
         """One cycle. `forecast` is this workload's [horizon, n_quantiles] demand forecast in cores (or None)."""
         state = self.observe(obs, state)
+        step = math.floor(obs.now / self.step_seconds + 1e-9)
+        context = NO_CONTEXT
+        if self.calibration.contextual:
+            context = self.calibration.context(state.calibration, step=step, level=self._level(state, obs.usage))
         reactive, reactive_reason = self.reactive.recommend(obs)
         peak = math.nan
         why_not = ""
@@ -223,7 +262,11 @@ class PredictivePolicy:
                         peak_base = float(lead[:, self._quantile_index(quantiles, self.base_quantile)].max())
                     spread = max(0.0, top - peak_base)
                     capacity = self.calibration.provision(
-                        state.calibration, peak=peak_base, spread=spread, after_saturation=obs.saturated
+                        state.calibration,
+                        peak=peak_base,
+                        spread=spread,
+                        after_saturation=obs.saturated,
+                        context=context,
                     )
                     if capacity is None:
                         # not calibrated yet: the forecaster's own top quantile stands in
@@ -234,12 +277,14 @@ class PredictivePolicy:
                         headroom_text = f"calibrated at risk {self.risk:.2%}"
                         if obs.saturated:
                             headroom_text += ", after a saturated step"
-                    state = replace(state, pending=(*state.pending, (max(peak_base, 0.0), spread, obs.saturated)))
+                    state = replace(
+                        state, pending=(*state.pending, (max(peak_base, 0.0), spread, obs.saturated, context, step))
+                    )
 
         if math.isnan(peak):
             desired, reason = reactive, f"{reactive_reason} (fallback: {why_not})"
             # keep the calibration queue aligned with decisions even when no forecast was used
-            state = replace(state, pending=(*state.pending, (math.nan, math.nan, obs.saturated)))
+            state = replace(state, pending=(*state.pending, (math.nan, math.nan, obs.saturated, context, step)))
         else:
             predicted = max(0, math.ceil(max(peak, 0.0) / (self.target_utilization * self.request_per_pod) - 1e-9))
             if predicted >= reactive:
