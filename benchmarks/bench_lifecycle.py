@@ -6,7 +6,7 @@
    faster, larger one), the shipped model as champion; prints when drift was flagged, the challenge outcome, and the
    live relative error of the median forecast before the change, after it, and after a promotion.
 
-    .venv/bin/python benchmarks/bench_lifecycle.py [--workloads 200]
+    .venv/bin/python benchmarks/bench_lifecycle.py [--workloads 200] [--part all|isolation|episode]
 """
 
 from __future__ import annotations
@@ -102,7 +102,8 @@ async def episode() -> None:
             save_checkpoint(models, model=shipped.model, model_cfg=shipped.config, train_cfg=None, metrics={},
                             data=[], digest=str(shipped.metadata.get("data_digest")), created="0",
                             provenance={"copied_from": shipped.version})
-            lifecycle = LifecycleSettings(models_dir=str(models), holdout_steps=30, train_recent_steps=120)
+            lifecycle = LifecycleSettings(models_dir=str(models), holdout_steps=30, train_recent_steps=120,
+                                          drift_train_steps=120)
             settings = ControllerSettings(leader_election=False, run_loop=False, lifecycle=lifecycle,
                                           retrain_every_s=1e12)
             async with await cluster.api_client() as api:
@@ -110,20 +111,25 @@ async def episode() -> None:
                 controller = Controller(client=kube, metrics=MetricsAPISource(kube), settings=settings,
                                         forecaster=BiLSTMForecaster.from_checkpoint(models), clock=cluster.clock)
                 controller.drift = DriftMonitor(window=20, ratio=1.5)
-                flagged = None
+                flagged = promoted_at = None
                 levels: dict[str, tuple[float, str]] = {}
                 marks = {235: "before the change (minutes 215-235)", 300: "after the change (minutes 280-300)",
-                         420: "end of the run (minutes 400-420)"}
+                         600: "end of the run (minutes 580-600)"}
                 async with controller:
                     await controller.wait_synced()
                     await controller.wait_until(lambda: "default/web" in controller.workloads)
-                    for minute in range(1, 421):
+                    for minute in range(1, 601):
                         await cluster.advance(60)
                         await controller.run_cycle()
                         if minute == 200:
                             controller.drift.reset()  # the reference: the champion's error before the change
                         if flagged is None and controller._training is not None:
                             flagged = minute
+                            # lock-step: the simulated clock waits for the challenge (its real time is measured
+                            # above, in the isolation run)
+                            outcome = await controller.wait_for_challenge(timeout_s=600)
+                            if outcome is not None and outcome.promoted:
+                                promoted_at = minute
                         if minute in marks:
                             # the monitor's own measure: realized step usage against last step's median forecast
                             recent = list(controller.drift.recent)
@@ -131,7 +137,8 @@ async def episode() -> None:
                                                      controller.forecaster.version)
                     if controller._training is not None:
                         await controller.wait_for_challenge(timeout_s=600)
-        print(f"drift injected at minute 240; drift-triggered challenge started at minute {flagged}")
+        print(f"drift injected at minute 240; drift-triggered challenge at minute {flagged}"
+              + (f", challenger in use from minute {promoted_at}" if promoted_at else ""))
         for c in controller.challenges:
             print(f"challenge: {'PROMOTED' if c.promoted else 'refused'} — {c.reason}")
         for label, (e, v) in levels.items():
@@ -141,9 +148,12 @@ async def episode() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", type=int, default=200)
+    parser.add_argument("--part", choices=("all", "isolation", "episode"), default="all")
     args = parser.parse_args()
-    asyncio.run(isolation(args.workloads))
-    asyncio.run(episode())
+    if args.part in ("all", "isolation"):
+        asyncio.run(isolation(args.workloads))
+    if args.part in ("all", "episode"):
+        asyncio.run(episode())
 
 
 if __name__ == "__main__":

@@ -532,6 +532,7 @@ class Controller:
             request_per_pod=w.request_cores or 1.0,
             behavior=behavior,
             min_history=self.forecaster.min_history,
+            step_seconds=self.settings.step_s,
         )
 
     def _decide(self, w: _Workload, *, usage: float | None, now: float, step: int) -> _Pending:
@@ -685,20 +686,30 @@ class Controller:
         if self._last_challenge is None:
             self._last_challenge = now  # the schedule starts with the controller
         due = now - self._last_challenge >= self.settings.retrain_every_s
+        step_s = self.settings.step_s
         if self.drift.drifted:
-            self._drift_since = self._drift_since if self._drift_since is not None else now
+            # the change began about a monitor window before the monitor saw it
+            self._drift_since = (self._drift_since if self._drift_since is not None
+                                 else now - self.drift.window * step_s)
         else:
             self._drift_since = None
-        # after a change, wait until the held-out window (and as much again to train on) shows the new behaviour,
-        # and leave a refused challenger's data a window to grow before the next try
-        window_s = cfg.holdout_steps * self.settings.step_s
-        drift_due = (self._drift_since is not None and now - self._drift_since >= 2 * window_s
+        # after a change, wait until the held-out window and the steps to train on all show the new behaviour, and
+        # leave a refused challenger's data a window to grow before the next try
+        window_s = cfg.holdout_steps * step_s
+        train_steps = cfg.drift_train_steps or cfg.holdout_steps
+        drift_due = (self._drift_since is not None and now - self._drift_since >= window_s + train_steps * step_s
                      and now - self._last_challenge >= window_s)
         if not (due or drift_due):
             return
         series = self._training_series()
         if not series:
             return
+        if drift_due and not due and self._drift_since is not None:
+            # train on the new behaviour only: the steps since the change, less the held-out tail
+            # (never fewer than a few of the model's training windows)
+            since = int((now - self._drift_since) // step_s) - cfg.holdout_steps
+            model = self.forecaster.config
+            cfg = replace(cfg, train_recent_steps=max(since, train_steps, 2 * (model.window + model.horizon + 1)))
         self._last_challenge = now
         created = datetime.fromtimestamp(now, tz=UTC).isoformat(timespec="seconds")
         self._training = asyncio.create_task(self._challenge(series, cfg, created=created), name="aihpa-challenge")

@@ -54,6 +54,10 @@ class LifecycleSettings:
     # train on at most this many of the most recent steps before the holdout (0: all): after a change, older
     # behaviour would outweigh the new one
     train_recent_steps: int = 0
+    # a drift-triggered challenge trains only on the steps since the change (the old behaviour would teach the
+    # challenger what no longer holds) and waits until there are this many of them before the holdout (0: as many
+    # as holdout_steps)
+    drift_train_steps: int = 0
     # fine-tuning run of a challenge: gentle (a tenth of a fresh run's learning rate), since it starts from a
     # trained model and sees little data
     train: TrainConfig = field(

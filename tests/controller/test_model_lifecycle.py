@@ -122,3 +122,38 @@ async def test_drift_starts_a_challenge_before_the_schedule(rig: Rig, tmp_path: 
     await rig.cycles(25)  # the drift must last two holdout windows
     outcome = await rig.controller.wait_for_challenge()
     assert outcome is not None  # a challenge ran (promoted or refused: the trigger is what is tested)
+
+
+async def test_a_drift_triggered_challenge_trains_on_the_steps_since_the_change_only(
+    rig: Rig, tmp_path: Path
+) -> None:
+    from aihpa.lifecycle import DriftMonitor
+
+    models = tmp_path / "models"
+    save_checkpoint(models, model=BiLSTM(SMALL, rngs=nnx.Rngs(0)), model_cfg=SMALL, train_cfg=None, metrics={},
+                    data=[], digest="untrained", created="2026-01-01T00:00:00", provenance={})
+    lifecycle = LifecycleSettings(models_dir=str(models), holdout_steps=10, drift_train_steps=45,
+                                  train=TrainConfig(max_steps=5, eval_every=5, progress=False))
+    rig.controller.settings = dataclasses.replace(rig.controller.settings, lifecycle=lifecycle,
+                                                  retrain_every_s=1e9)
+    rig.controller.forecaster = BiLSTMForecaster.from_checkpoint(models)
+    await _deploy(rig, "web", cores=2.0)
+    await rig.cycles(60)  # a long history before the change
+    seen: list[LifecycleSettings] = []
+    original = rig.controller._challenge
+
+    async def record(series: list, cfg: LifecycleSettings, *, created: str) -> None:  # type: ignore[type-arg]
+        seen.append(cfg)
+        await original(series, cfg, created=created)
+
+    rig.controller._challenge = record  # type: ignore[method-assign]
+    rig.controller.drift = DriftMonitor(window=3, ratio=1.5)
+    rig.controller.drift.reference = 1e-6  # everything from now on looks like drift
+    # the change is dated a monitor window before it is seen; 10 held out + 45 to train on after it
+    await rig.cycles(50)
+    assert not seen
+    await rig.cycles(8)
+    await rig.controller.wait_for_challenge()
+    assert len(seen) == 1
+    # trained on the steps since the change less the holdout: not on the 60 steps before it
+    assert 45 <= seen[0].train_recent_steps <= 50
