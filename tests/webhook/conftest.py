@@ -87,8 +87,12 @@ def fixture() -> Callable[[str], dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def pki() -> tuple[CertificateAuthority, ServingCert]:
-    """A CA and a serving certificate for aihpa-webhook.aihpa and 127.0.0.1, made once per run."""
-    return generate(service="aihpa-webhook", namespace="aihpa", now=time.time(), ips=["127.0.0.1"])
+    """A CA and a serving certificate for aihpa-webhook.aihpa and 127.0.0.1, made once per run.
+
+    Valid both at the tests' fixed virtual NOW and at the real time (real TLS handshakes check the latter)."""
+    start, end = min(NOW, time.time()), max(NOW, time.time())
+    return generate(service="aihpa-webhook", namespace="aihpa", now=start, ips=["127.0.0.1"],
+                    lifetime_s=end - start + 365 * 86_400)
 
 
 @pytest_asyncio.fixture
