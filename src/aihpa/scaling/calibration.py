@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -148,10 +148,9 @@ class Calibration:
 
     def _context_scores(self, state: CalibrationState, context: Context) -> npt.NDArray[np.float64] | None:
         """The scores of the finest context that has enough of them (None: only the whole window has)."""
-        codes = state.contexts
-        if codes.shape[0] != state.log_ratios.shape[0] or codes.shape[0] < self.context_min_samples:
+        codes, need = state.contexts, self.context_min_samples
+        if codes.shape[0] != state.log_ratios.shape[0] or codes.shape[0] < need:
             return None
-        need = self.context_min_samples
         for depth in range(CONTEXT_FEATURES, 0, -1):
             match = np.all(codes[:, :depth] == np.asarray(context[:depth], dtype=np.int8), axis=1)
             if int(np.count_nonzero(match)) >= need:
@@ -190,7 +189,7 @@ class Calibration:
         q = self.quantile(state, after_saturation=after_saturation, context=context)
         if q is None:
             return None
-        if self.mode != "ratio":
+        if self.mode == "spread":
             return q
         return min(math.exp(q + state.correction), self.max_headroom)
 
@@ -236,26 +235,21 @@ class Calibration:
         if math.isfinite(forecast) and math.isfinite(realized) and forecast >= 0 and realized >= 0:
             if censored:
                 realized *= self.censored_bump
-            if self.mode != "ratio":
+            if self.mode == "spread":
                 value = (realized - forecast) / max(spread if math.isfinite(spread) else 0.0, self.min_spread)
             else:
                 value = math.log(max((realized + self.offset) / max(forecast + self.offset, 1e-9), 1e-9))
             if self.contextual:
                 new = self._observe_surprise(new, value, step)
             if after_saturation:
-                ratios, position = _push(state.surge_ratios, state.surge_position, value, self.surge_window)
+                ratios, position = ring_push(state.surge_ratios, state.surge_position, value, self.surge_window)
                 new = replace(new, surge_ratios=ratios, surge_position=position)
             else:
                 codes = state.contexts
                 if codes.shape[0] != state.log_ratios.shape[0]:  # a state from before contexts: start them now
                     codes = np.zeros((state.log_ratios.shape[0], CONTEXT_FEATURES), dtype=np.int8)
-                code = np.asarray(context, dtype=np.int8)
-                ratios, position = _push(state.log_ratios, state.position, value, self.window)
-                if codes.shape[0] < self.window:
-                    codes = np.concatenate([codes, code[None, :]])
-                else:
-                    codes = codes.copy()
-                    codes[state.position] = code
+                ratios, position = ring_push(state.log_ratios, state.position, value, self.window)
+                codes, _ = ring_push(codes, state.position, context, self.window)  # the same ring positions
                 new = replace(new, log_ratios=ratios, position=position, contexts=codes)
         return new
 
@@ -309,12 +303,11 @@ class Calibration:
         return replace(state, period=best_period, hot=best_hot)
 
 
-def _push(
-    ratios: npt.NDArray[np.float64], position: int, value: float, window: int
-) -> tuple[npt.NDArray[np.float64], int]:
-    """A copy of the ring buffer with `value` added (the oldest overwritten once full)."""
-    if ratios.shape[0] < window:
-        return np.append(ratios, value), position
-    out = ratios.copy()
+def ring_push(ring: npt.NDArray[Any], position: int, value: Any, window: int) -> tuple[npt.NDArray[Any], int]:
+    """A copy of the ring buffer (entries along its first axis) with `value` added, the oldest overwritten once
+    full; and the next position to overwrite."""
+    if ring.shape[0] < window:
+        return np.concatenate([ring, np.asarray(value, dtype=ring.dtype)[None, ...]]), position
+    out = ring.copy()
     out[position] = value
     return out, (position + 1) % window

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from aihpa.scaling.behavior import DEFAULT_BEHAVIOR, Behavior, BehaviorState, apply_behavior, record_scale
-from aihpa.scaling.calibration import NO_CONTEXT, Calibration, CalibrationState, Context
+from aihpa.scaling.calibration import NO_CONTEXT, Calibration, CalibrationState, Context, ring_push
 from aihpa.scaling.decision import Decision
 from aihpa.scaling.hpa import DEFAULT_TOLERANCE, hpa_replicas
 
@@ -181,12 +181,7 @@ class PredictivePolicy:
         pending = state.pending
         levels, levels_position = state.levels, state.levels_position
         if obs.history_len > 0 and math.isfinite(obs.usage) and self.calibration.contextual:
-            if levels.shape[0] < self.level_window:
-                levels = np.append(levels, obs.usage)
-            else:
-                levels = levels.copy()
-                levels[levels_position] = obs.usage
-                levels_position = (levels_position + 1) % self.level_window
+            levels, levels_position = ring_push(levels, levels_position, obs.usage, self.level_window)
         if len(pending) >= self.lead_steps and len(recent) == self.lead_steps:
             (forecast, spread, after_saturation, context, step), pending = pending[0], pending[1:]
             realized = max(u for u, _ in recent)
