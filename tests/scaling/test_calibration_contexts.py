@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 
 from aihpa.scaling import Calibration, CalibrationState, Observation, PredictivePolicy, PredictiveState
+from aihpa.scaling.calibration import NO_CONTEXT
+
+from .closed_loop import run_loop
 
 QUANTILES = (0.5, 0.9, 0.99)
 
@@ -70,16 +73,16 @@ def test_a_context_with_too_few_scores_backs_off_to_the_coarser_one() -> None:
     state = CalibrationState()
     # 20 quiet scores of 1.0 at a low level, then 3 scores of 3.0 at a high level
     for _ in range(20):
-        state = cal.update(state, realized=1.0, forecast=1.0, censored=False, saturated=False, context=(0, 2, 0))
+        state = cal.update(state, realized=1.0, forecast=1.0, censored=False, saturated=False, context=(0, 2, 0, 0, 0))
     for _ in range(3):
-        state = cal.update(state, realized=3.0, forecast=1.0, censored=False, saturated=False, context=(0, 2, 1))
+        state = cal.update(state, realized=3.0, forecast=1.0, censored=False, saturated=False, context=(0, 2, 1, 0, 0))
     # the high-level context has 3 scores: its parent (hot 0, quiet 2) answers, with all 23 scores
-    assert cal.headroom(state, context=(0, 2, 1)) == pytest.approx(3.0)
+    assert cal.headroom(state, context=(0, 2, 1, 0, 0)) == pytest.approx(3.0)
     for _ in range(10):
-        state = cal.update(state, realized=3.0, forecast=1.0, censored=False, saturated=False, context=(0, 2, 1))
-    assert cal.headroom(state, context=(0, 2, 1)) == pytest.approx(3.0)
+        state = cal.update(state, realized=3.0, forecast=1.0, censored=False, saturated=False, context=(0, 2, 1, 0, 0))
+    assert cal.headroom(state, context=(0, 2, 1, 0, 0)) == pytest.approx(3.0)
     # the low-level context has its own 20 scores now
-    assert cal.headroom(state, context=(0, 2, 0)) == pytest.approx(1.0)
+    assert cal.headroom(state, context=(0, 2, 0, 0, 0)) == pytest.approx(1.0)
 
 
 def test_recency_counts_scores_since_the_last_surprise() -> None:
@@ -96,12 +99,36 @@ def test_recency_counts_scores_since_the_last_surprise() -> None:
     assert cal.context(state, step=0, level=None)[1] == 1
 
 
-def test_the_level_context_says_whether_usage_is_near_the_top_of_its_recent_range() -> None:
-    cal = Calibration()
-    assert cal.context(CalibrationState(), step=0, level=0.9)[2] == 1
-    assert cal.context(CalibrationState(), step=0, level=0.5)[2] == 0
+def test_the_level_context_says_where_usage_stands_in_its_recent_range() -> None:
+    cal = Calibration(level_bins=(0.5, 0.75, 0.9))
+    assert [cal.context(CalibrationState(), step=0, level=x)[2] for x in (0.1, 0.5, 0.8, 0.95)] == [0, 1, 2, 3]
     assert cal.context(CalibrationState(), step=0, level=None)[2] == 0
-    assert Calibration(contextual=False).context(CalibrationState(), step=0, level=0.9) == (0, 0, 0)
+    assert Calibration(level_bins=(0.8,)).context(CalibrationState(), step=0, level=0.85)[2] == 1
+    assert Calibration(contextual=False).context(CalibrationState(), step=0, level=0.9) == NO_CONTEXT
+
+
+def test_rising_and_volatile_contexts_come_from_the_last_change_and_the_mean_recent_change() -> None:
+    cal = Calibration(rise_level=0.05, volatile_level=0.03)
+    assert cal.context(CalibrationState(), step=0, level=0.2, rise=0.1, volatility=0.01)[3:] == (1, 0)
+    # off by default
+    assert Calibration().context(CalibrationState(), step=0, level=0.2, rise=0.5, volatility=0.5)[3:] == (0, 0)
+    assert cal.context(CalibrationState(), step=0, level=0.2, rise=-0.1, volatility=0.05)[3:] == (0, 1)
+    assert cal.context(CalibrationState(), step=0, level=0.2)[3:] == (0, 0)
+
+
+def test_the_policy_measures_level_rise_and_volatility_as_shares_of_the_recent_range() -> None:
+    calibration = Calibration(level_bins=(0.5, 0.75, 0.9), rise_level=0.05, volatile_level=0.03)
+    policy = PredictivePolicy(calibration=calibration, target_utilization=1.0, volatility_window=4)
+    state = PredictiveState()
+    for t, usage in enumerate([2.0, 2.0, 2.0, 2.0, 2.0, 10.0], start=1):
+        obs = Observation(usage=usage, pods_with_metrics=10, current_replicas=10, now=60.0 * t, history_len=t)
+        state = policy.observe(obs, state)
+    level, rise, volatility = policy._shape(state, 10.0)
+    assert level == pytest.approx(1.0)
+    assert rise == pytest.approx(1.0)  # from the bottom of the range to its top in one step
+    assert volatility == pytest.approx(0.25)  # one full-range change among the last four
+    context = policy.calibration.context(CalibrationState(), step=6, level=level, rise=rise, volatility=volatility)
+    assert context[2:] == (3, 1, 1)
 
 
 def _closed_loop(contextual: bool, *, risk: float, steps: int = 8000) -> tuple[float, float]:
@@ -115,26 +142,18 @@ def _closed_loop(contextual: bool, *, risk: float, steps: int = 8000) -> tuple[f
         target_utilization=1.0,
         min_history=1,
     )
-    state = PredictiveState()
     demand = np.full(steps, 5.0) * rng.lognormal(0.0, 0.03, size=steps)
     for start in range(2, steps, 30):
         if rng.random() < 1 / 3:
             demand[start : start + 8] = 20.0
-    replicas = ready = 6
-    usage = float(demand[0])
-    saturated = pods = 0
-    half = steps // 2
-    for t in range(1, steps):
-        obs = Observation(usage=usage, pods_with_metrics=ready, current_replicas=replicas, now=60.0 * t, history_len=t)
-        forecast = np.full((3, 3), usage, dtype=np.float32)
-        decision, state = policy.decide(obs, state, forecast=forecast, quantiles=QUANTILES)
-        ready = min(replicas, decision.replicas)  # scale-down is immediate, new pods are ready next step
-        replicas = decision.replicas
-        usage = min(float(demand[t]), ready)
-        if t >= half:
-            saturated += demand[t] > ready
-            pods += replicas
-    return saturated / (steps - half), pods / (steps - half)
+    saturated, pods, _ = run_loop(
+        policy,
+        demand,
+        lambda t, usage: np.full((3, 3), usage, dtype=np.float32),
+        quantiles=QUANTILES,
+        replicas=6,
+    )
+    return saturated, pods
 
 
 def test_contexts_meet_cycle_bursts_for_far_fewer_pods_at_the_same_saturation() -> None:

@@ -183,6 +183,11 @@ def run_backtest(
             batch = aihpa
         tick = None if progress is None else _ticker(progress, name, n - 1)
         outcome = replay(demand, batch, rows=len(grid), times=times, progress=tick)
+        if isinstance(batch, AihpaBatch):
+            # which of the side-by-side scorings each risk setting ended the replay with
+            settings["scoring_in_use"] = [
+                policy.scorings[state.choice].base for policy, state in zip(batch.policies, batch.states, strict=True)
+            ]
         points = tuple(score(outcome, grid))
         results[name] = PolicyResult(
             name=name,

@@ -22,7 +22,14 @@ from aihpa.scaling.behavior import (
 from aihpa.scaling.calibration import Calibration, CalibrationState
 from aihpa.scaling.decision import Decision
 from aihpa.scaling.hpa import DEFAULT_TOLERANCE, ReplicaRecommendation, hpa_replicas
-from aihpa.scaling.policy import Observation, PredictivePolicy, PredictiveState, ReactivePolicy, ReactiveState
+from aihpa.scaling.policy import (
+    Observation,
+    PredictivePolicy,
+    PredictiveState,
+    ReactivePolicy,
+    ReactiveState,
+    Scoring,
+)
 
 __all__ = [
     "DEFAULT_BEHAVIOR",
@@ -43,6 +50,7 @@ __all__ = [
     "ScaleEvent",
     "ScalingPolicy",
     "ScalingRules",
+    "Scoring",
     "apply_behavior",
     "hpa_replicas",
     "record_scale",

@@ -59,11 +59,12 @@ def _empty_mask() -> npt.NDArray[np.bool_]:
     return np.zeros(0, dtype=np.bool_)
 
 
-#: Context features of a score, coarsest last to drop: (hot phase, recency of the last surprise, level in range).
-CONTEXT_FEATURES = 3
+#: Context features of a score, in the order they are dropped last to first when a context has too few scores: (hot
+#: phase, recency of the last surprise, level in range, rising, volatile).
+CONTEXT_FEATURES = 5
 #: A context: one small integer per feature.
-Context = tuple[int, int, int]
-NO_CONTEXT: Context = (0, 0, 0)
+Context = tuple[int, int, int, int, int]
+NO_CONTEXT: Context = (0, 0, 0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,13 @@ class Calibration:
     # bins of "scores since the last surprise" (none by default: on the shared traces it helped the bursty Bitbrains
     # trace a little and cost the smooth ones more)
     recent_steps: tuple[int, ...] = ()
-    high_level: float = 0.8  # usage at or above this share of its recent range is "high"
+    # where usage stands in its recent range (0 bottom, 1 top), binned at these shares: the level context's code is
+    # the number of them at or below the level (by default one bin, "high", from 80% of the range up)
+    level_bins: tuple[float, ...] = (0.8,)
+    # usage that rose by this share of its recent range since the sample before is "rising" (inf: no such context)
+    rise_level: float = math.inf
+    # a mean step-to-step change (over the policy's recent samples) of this share of the range is "volatile"
+    volatile_level: float = math.inf
     periods: tuple[int, ...] = (15, 30, 60, 120)  # candidate cycles, in control steps
     phase_memory: float = 5760.0  # the cycle detector forgets with this time constant (scores)
     phase_lift: float = 3.0  # a phase is hot when its surprise rate is this many times the overall rate
@@ -137,14 +144,25 @@ class Calibration:
         """The fewest scores that give a finite conformal quantile at the risk (and at least min_samples)."""
         return max(self.min_samples, math.ceil((1.0 - self.risk) / self.risk - 1e-9))
 
-    def context(self, state: CalibrationState, *, step: int, level: float | None) -> Context:
-        """The context of a decision at control step `step` with usage at `level` (0..1) of its recent range."""
+    def context(
+        self,
+        state: CalibrationState,
+        *,
+        step: int,
+        level: float | None,
+        rise: float | None = None,
+        volatility: float | None = None,
+    ) -> Context:
+        """The context of a decision at control step `step`, with usage at `level` (0..1) of its recent range, `rise`
+        the last change of usage and `volatility` its mean recent change (both as shares of that range)."""
         if not self.contextual:
             return NO_CONTEXT
         hot = int(state.period > 0 and bool(state.hot[step % state.period]))
         recent = sum(1 for b in self.recent_steps if state.since_surprise >= b)
-        high = int(level is not None and level >= self.high_level)
-        return (hot, recent, high)
+        level_code = 0 if level is None else sum(1 for b in self.level_bins if level >= b)
+        rising = int(rise is not None and rise >= self.rise_level)
+        volatile = int(volatility is not None and volatility >= self.volatile_level)
+        return (hot, recent, level_code, rising, volatile)
 
     def _context_scores(self, state: CalibrationState, context: Context) -> npt.NDArray[np.float64] | None:
         """The scores of the finest context that has enough of them (None: only the whole window has)."""
@@ -246,7 +264,7 @@ class Calibration:
                 new = replace(new, surge_ratios=ratios, surge_position=position)
             else:
                 codes = state.contexts
-                if codes.shape[0] != state.log_ratios.shape[0]:  # a state from before contexts: start them now
+                if codes.shape != (state.log_ratios.shape[0], CONTEXT_FEATURES):  # no contexts yet: start them now
                     codes = np.zeros((state.log_ratios.shape[0], CONTEXT_FEATURES), dtype=np.int8)
                 ratios, position = ring_push(state.log_ratios, state.position, value, self.window)
                 codes, _ = ring_push(codes, state.position, context, self.window)  # the same ring positions

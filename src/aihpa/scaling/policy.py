@@ -10,6 +10,11 @@ realized / forecast peaks, corrected by the realized saturation so that its long
 risk. When the history is too short or the forecast is not finite the policy falls back to the reactive HPA and says
 so in the Decision's reason.
 
+Several `Scoring`s are calibrated side by side on the same outcomes (by default the model's quantile forecast as a
+ratio, and the last observed usage nearly additively, with finer contexts). The one in use is corrected by the
+realized saturation, the others by whether their own capacity would have fallen short, so each holds the risk on its
+own; the policy uses the one whose capacity has averaged least among those whose shortfall rate is near the risk.
+
 Pure: no I/O, no clock (`now` is an argument, in seconds), no forecaster calls: the caller batches forecasts for all
 workloads and passes each workload's slice in. Configs and states are frozen; each call returns a new state.
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -29,11 +35,13 @@ from aihpa.scaling.decision import Decision
 from aihpa.scaling.hpa import DEFAULT_TOLERANCE, hpa_replicas
 
 __all__ = [
+    "DEFAULT_SCORINGS",
     "Observation",
     "PredictivePolicy",
     "PredictiveState",
     "ReactivePolicy",
     "ReactiveState",
+    "Scoring",
 ]
 
 
@@ -108,19 +116,78 @@ class ReactivePolicy:
 
 
 @dataclass(frozen=True)
+class Scoring:
+    """One way of scoring forecasts against their outcomes, calibrated side by side with the others.
+
+    `base`: the forecast the headroom multiplies: the peak of the policy's `base_quantile` over the lead time
+    ("quantile"), of the median ("median"), or the last observed usage ("last", a naive forecast that is hard to beat
+    where demand moves in unpredictable steps). `offset_share`: the ratio's offset as a share of the peak usage
+    (None: the calibration's own `offset`, in cores; the peak is the highest of the level context's samples, so a
+    one-off spike is forgotten once it leaves that window); a large one makes the score nearly additive, for
+    workloads whose errors are steps of a few cores whatever the level. `window`: scores kept (None: the
+    calibration's). The context settings let a scoring file its scores under finer contexts than the others."""
+
+    base: Literal["quantile", "median", "last"] = "quantile"
+    offset_share: float | None = None
+    window: int | None = None
+    # context settings of this scoring's calibration (None: the policy's calibration's; see `Calibration`)
+    level_bins: tuple[float, ...] | None = None
+    rise_level: float | None = None
+    volatile_level: float | None = None
+
+    def settings(self) -> dict[str, object]:
+        """The calibration settings this scoring changes (besides the offset)."""
+        names = ("window", "level_bins", "rise_level", "volatile_level")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
+    def __post_init__(self) -> None:
+        if self.base not in ("quantile", "median", "last"):
+            raise ValueError(f"scoring base must be quantile, median or last, not {self.base!r}")
+        if self.offset_share is not None and self.offset_share < 0:
+            raise ValueError("offset_share must not be negative")
+
+
+#: The scorings aihpa calibrates side by side by default: the model's quantile forecast scored as a ratio (errors
+#: that grow with the level), and the last observed usage scored nearly additively (an offset of the recent peak, a
+#: three-day window), for workloads that move in unpredictable steps of a few cores that no model sees coming.
+DEFAULT_SCORINGS: tuple[Scoring, ...] = (
+    Scoring(),
+    Scoring(
+        base="last",
+        offset_share=1.0,
+        window=4320,
+        level_bins=(0.5, 0.75, 0.9),
+        rise_level=0.05,
+        volatile_level=0.03,
+    ),
+)
+
+#: Pending outcome of one decision: per scoring (forecast peak, offset, capacity it asked for), then the spread, whether
+#: it was made right after a saturated step, per scoring the context, and the control step.
+Pending = tuple[tuple[tuple[float, float, float], ...], float, bool, tuple[Context, ...], int]
+
+
+@dataclass(frozen=True)
 class PredictiveState:
-    """Behavior history, calibration, and the forecasts still waiting for their outcome."""
+    """Behavior history, one calibration per scoring, and the forecasts still waiting for their outcome."""
 
     behavior: BehaviorState = field(default_factory=BehaviorState)
-    calibration: CalibrationState = field(default_factory=CalibrationState)
-    # (forecast peak, its spread, made right after a saturated step, the decision's context and control step) of the
-    # last decisions, oldest first; each is compared with its realized peak lead_steps later
-    pending: tuple[tuple[float, float, bool, Context, int], ...] = ()
+    calibrations: tuple[CalibrationState, ...] = ()
+    # the decisions of the last lead_steps steps, oldest first; each is compared with its realized peak later
+    pending: tuple[Pending, ...] = ()
+    # per scoring, moving averages of the capacity it asked for and of how often that fell short of the realized peak
+    costs: tuple[float, ...] = ()
+    shortfall_rates: tuple[float, ...] = ()
+    # the scoring in use, and how many outcomes every scoring has been scored on
+    choice: int = 0
+    compared: int = 0
     # (usage, saturated) of the most recent observations, oldest first, at most lead_steps of them
     recent: tuple[tuple[float, bool], ...] = ()
     # the last level_window usage samples (a ring), for the level context: where usage stands in its recent range
     levels: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
     levels_position: int = 0
+    # the last volatility_window + 1 usage samples, oldest first (for the rising and volatile contexts)
+    trail: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,6 +212,17 @@ class PredictivePolicy:
     step_seconds: float = 60.0
     # usage samples the level context looks back over
     level_window: int = 720
+    # usage changes the volatile context averages over
+    volatility_window: int = 12
+    # the scorings calibrated side by side: the first is used until all have been compared on `select_after`
+    # outcomes; then the cheapest of those that hold the risk (`_compare`)
+    scorings: tuple[Scoring, ...] = DEFAULT_SCORINGS
+    memory: float = 1440.0  # outcomes the averages of `_compare` remember (time constant)
+    select_after: int = 720
+    # a switch needs the other scoring's average capacity to be this share cheaper (none by default: the averages
+    # move slowly enough not to flap, and a margin kept the bursty Bitbrains trace on the costlier scoring for long)
+    select_margin: float = 0.0
+    select_slack: float = 1.5
 
     def __post_init__(self) -> None:
         if self.step_seconds <= 0:
@@ -153,6 +231,12 @@ class PredictivePolicy:
             raise ValueError("lead_steps must be at least 1")
         if not 0.0 < self.target_utilization <= 1.0:
             raise ValueError("target utilization must be in (0, 1]")
+        if not self.scorings:
+            raise ValueError("at least one scoring is needed")
+        if self.memory < 1 or self.select_after < 1 or self.select_slack <= 0 or not 0 <= self.select_margin < 1:
+            raise ValueError(
+                "memory and select_after must be at least 1, select_slack positive, select_margin in [0, 1)"
+            )
 
     @property
     def risk(self) -> float:
@@ -174,50 +258,93 @@ class PredictivePolicy:
     def _quantile_index(quantiles: Sequence[float], level: float) -> int:
         return int(np.argmin(np.abs(np.asarray(quantiles, dtype=np.float64) - level)))
 
+    def _calibration(self, scoring: Scoring, offset: float) -> Calibration:
+        """The calibration settings of one scoring (the policy's, with that scoring's offset and window)."""
+        settings = scoring.settings()
+        if scoring.offset_share is None and not settings:
+            return self.calibration
+        return replace(self.calibration, offset=offset, **settings)  # type: ignore[arg-type]
+
+    def _offset(self, scoring: Scoring, state: PredictiveState) -> float:
+        if scoring.offset_share is None or state.levels.shape[0] == 0:
+            return self.calibration.offset
+        return max(self.calibration.offset, scoring.offset_share * float(state.levels.max()))
+
+    def _calibrations(self, state: PredictiveState) -> tuple[CalibrationState, ...]:
+        if len(state.calibrations) == len(self.scorings):
+            return state.calibrations
+        return tuple(CalibrationState() for _ in self.scorings)
+
     def observe(self, obs: Observation, state: PredictiveState) -> PredictiveState:
         """Fold the newest observation into calibration (the outcome of the forecast made lead_steps ago)."""
         recent = (*state.recent, (obs.usage, obs.saturated))[-self.lead_steps :]
-        calibration = state.calibration
+        calibrations = self._calibrations(state)
         pending = state.pending
-        levels, levels_position = state.levels, state.levels_position
+        levels, levels_position, trail = state.levels, state.levels_position, state.trail
         if obs.history_len > 0 and math.isfinite(obs.usage) and self.calibration.contextual:
             levels, levels_position = ring_push(levels, levels_position, obs.usage, self.level_window)
+            trail = (*trail, obs.usage)[-(self.volatility_window + 1) :]
         if len(pending) >= self.lead_steps and len(recent) == self.lead_steps:
-            (forecast, spread, after_saturation, context, step), pending = pending[0], pending[1:]
+            (peaks, spread, after_saturation, contexts, step), pending = pending[0], pending[1:]
             realized = max(u for u, _ in recent)
             censored = any(s for _, s in recent)
-            calibration = self.calibration.update(
-                calibration,
-                realized=realized,
-                forecast=forecast,
-                censored=censored,
-                saturated=obs.saturated,
-                after_saturation=after_saturation,
-                spread=spread,
-                context=context,
-                step=step,
+            capacities = tuple(c for _, _, c in peaks)
+            bumped = realized * self.calibration.censored_bump if censored else realized
+            # the scoring in use is corrected by the realized saturation; the others by whether the capacity they
+            # asked for would have fallen short
+            shortfalls = tuple(
+                obs.saturated if i == state.choice or not math.isfinite(c) else c < bumped
+                for i, c in enumerate(capacities)
+            )
+            state = self._compare(state, capacities, shortfalls)
+            calibrations = tuple(
+                self._calibration(scoring, offset).update(
+                    cal,
+                    realized=realized,
+                    forecast=forecast,
+                    censored=censored,
+                    saturated=short,
+                    after_saturation=after_saturation,
+                    spread=spread,
+                    context=context,
+                    step=step,
+                )
+                for scoring, cal, (forecast, offset, _), context, short in zip(
+                    self.scorings, calibrations, peaks, contexts, shortfalls, strict=True
+                )
             )
         elif obs.history_len > 0:
-            calibration = self.calibration.update(
-                calibration, realized=math.nan, forecast=math.nan, censored=False, saturated=obs.saturated
+            calibrations = tuple(
+                self.calibration.update(
+                    cal, realized=math.nan, forecast=math.nan, censored=False, saturated=obs.saturated
+                )
+                for cal in calibrations
             )
         return replace(
             state,
             recent=recent,
-            calibration=calibration,
+            calibrations=calibrations,
             pending=pending,
             levels=levels,
             levels_position=levels_position,
+            trail=trail,
         )
 
-    def _level(self, state: PredictiveState, usage: float) -> float | None:
-        """Where `usage` stands in the range of the recent samples (0 at the bottom, 1 at the top), or None."""
+    def _shape(self, state: PredictiveState, usage: float) -> tuple[float | None, float | None, float | None]:
+        """Where `usage` stands in the range of the recent samples (0 at the bottom, 1 at the top), its last change
+        and the mean absolute change over the last volatility_window samples, both as shares of that range; None
+        where the samples are too few (or the range is flat)."""
         if state.levels.shape[0] < 2 or not math.isfinite(usage):
-            return None
+            return None, None, None
         low, high = float(state.levels.min()), float(state.levels.max())
-        if high - low <= 1e-9 * max(abs(high), 1.0):
-            return None
-        return (usage - low) / (high - low)
+        span = high - low
+        if span <= 1e-9 * max(abs(high), 1.0):
+            return None, None, None
+        trail = np.asarray(state.trail, dtype=np.float64)
+        if trail.shape[0] < 2:
+            return (usage - low) / span, None, None
+        changes = np.diff(trail)
+        return (usage - low) / span, float(changes[-1]) / span, float(np.abs(changes).mean()) / span
 
     def decide(
         self,
@@ -229,10 +356,18 @@ class PredictivePolicy:
     ) -> tuple[Decision, PredictiveState]:
         """One cycle. `forecast` is this workload's [horizon, n_quantiles] demand forecast in cores (or None)."""
         state = self.observe(obs, state)
+        calibrations = state.calibrations
         step = math.floor(obs.now / self.step_seconds + 1e-9)
-        context = NO_CONTEXT
+        level = rise = volatility = None
         if self.calibration.contextual:
-            context = self.calibration.context(state.calibration, step=step, level=self._level(state, obs.usage))
+            level, rise, volatility = self._shape(state, obs.usage)
+        offsets = tuple(self._offset(scoring, state) for scoring in self.scorings)
+        contexts = tuple(
+            self._calibration(scoring, offset).context(cal, step=step, level=level, rise=rise, volatility=volatility)
+            if self.calibration.contextual
+            else NO_CONTEXT
+            for scoring, offset, cal in zip(self.scorings, offsets, calibrations, strict=True)
+        )
         reactive, reactive_reason = self.reactive.recommend(obs)
         peak = math.nan
         why_not = ""
@@ -250,36 +385,49 @@ class PredictivePolicy:
                     why_not = "forecast is not finite"
                 else:
                     top = float(lead[:, -1].max())
-                    if self.calibration.mode == "spread":
-                        # centre on the median forecast; the spread reaches the top quantile
-                        peak_base = float(lead[:, self._quantile_index(quantiles, 0.5)].max())
-                    else:
-                        peak_base = float(lead[:, self._quantile_index(quantiles, self.base_quantile)].max())
-                    spread = max(0.0, top - peak_base)
-                    capacity = self.calibration.provision(
-                        state.calibration,
-                        peak=peak_base,
-                        spread=spread,
-                        after_saturation=obs.saturated,
-                        context=context,
+                    median = float(lead[:, self._quantile_index(quantiles, 0.5)].max())
+                    bases = {
+                        "quantile": median
+                        if self.calibration.mode == "spread"  # spread mode centres on the median
+                        else float(lead[:, self._quantile_index(quantiles, self.base_quantile)].max()),
+                        "median": median,
+                        "last": max(obs.usage, 0.0) if math.isfinite(obs.usage) else median,
+                    }
+                    peak_bases = tuple(bases[scoring.base] for scoring in self.scorings)
+                    spread = max(0.0, top - peak_bases[0])
+                    capacities = tuple(
+                        self._calibration(scoring, offset).provision(
+                            cal, peak=base, spread=spread, after_saturation=obs.saturated, context=context
+                        )
+                        for scoring, offset, cal, base, context in zip(
+                            self.scorings, offsets, calibrations, peak_bases, contexts, strict=True
+                        )
                     )
+                    chosen = state.choice
+                    peak_base, capacity = peak_bases[chosen], capacities[chosen]
                     if capacity is None:
                         # not calibrated yet: the forecaster's own top quantile stands in
                         peak = top
-                        headroom_text = f"top quantile while calibrating ({len(state.calibration.log_ratios)} scores)"
+                        n_scores = len(calibrations[chosen].log_ratios)
+                        headroom_text = f"top quantile while calibrating ({n_scores} scores)"
                     else:
                         peak = capacity
                         headroom_text = f"calibrated at risk {self.risk:.2%}"
+                        if len(self.scorings) > 1:
+                            headroom_text += f" on the {self.scorings[chosen].base} forecast"
                         if obs.saturated:
                             headroom_text += ", after a saturated step"
-                    state = replace(
-                        state, pending=(*state.pending, (max(peak_base, 0.0), spread, obs.saturated, context, step))
+                    peaks = tuple(
+                        (max(b, 0.0), o, math.nan if c is None else c)
+                        for b, o, c in zip(peak_bases, offsets, capacities, strict=True)
                     )
+                    state = replace(state, pending=(*state.pending, (peaks, spread, obs.saturated, contexts, step)))
 
         if math.isnan(peak):
             desired, reason = reactive, f"{reactive_reason} (fallback: {why_not})"
             # keep the calibration queue aligned with decisions even when no forecast was used
-            state = replace(state, pending=(*state.pending, (math.nan, math.nan, obs.saturated, context, step)))
+            missing = tuple((math.nan, o, math.nan) for o in offsets)
+            state = replace(state, pending=(*state.pending, (missing, math.nan, obs.saturated, contexts, step)))
         else:
             predicted = max(0, math.ceil(max(peak, 0.0) / (self.target_utilization * self.request_per_pod) - 1e-9))
             if predicted >= reactive:
@@ -293,3 +441,27 @@ class PredictivePolicy:
                 reason = f"{reactive_reason}, above the forecast's {predicted} pods (reactive floor)"
         decision, bstate = _normalize(obs, desired=desired, reason=reason, behavior=self.behavior, state=state.behavior)
         return decision, replace(state, behavior=bstate)
+
+    def _compare(
+        self, state: PredictiveState, capacities: tuple[float, ...], shortfalls: tuple[bool, ...]
+    ) -> PredictiveState:
+        """Average each scoring's capacity and how often it fell short of the realized peak. Once all have
+        `select_after` outcomes, use the cheapest of those whose shortfall rate is within `select_slack` times the
+        risk (each is calibrated to the risk, so at equal shortfalls the cheaper one is the sharper), switching when
+        it is cheaper by `select_margin`."""
+        if len(capacities) < 2 or not all(math.isfinite(c) for c in capacities):
+            return state
+        shorts = tuple(1.0 if s else 0.0 for s in shortfalls)
+        if len(state.costs) != len(capacities):
+            return replace(state, costs=capacities, shortfall_rates=shorts, compared=1)
+        keep = 1.0 - 1.0 / self.memory
+        costs = tuple(keep * old + (1.0 - keep) * x for old, x in zip(state.costs, capacities, strict=True))
+        rates = tuple(keep * old + (1.0 - keep) * x for old, x in zip(state.shortfall_rates, shorts, strict=True))
+        n = len(capacities)
+        choice = state.choice
+        if state.compared + 1 >= self.select_after:
+            eligible = [i for i in range(n) if rates[i] <= self.select_slack * self.risk] or [choice]
+            best = min(eligible, key=lambda i: costs[i])
+            if costs[best] < (1.0 - self.select_margin) * costs[choice] or choice not in eligible:
+                choice = best
+        return replace(state, costs=costs, shortfall_rates=rates, choice=choice, compared=state.compared + 1)
