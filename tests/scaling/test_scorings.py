@@ -88,3 +88,17 @@ def test_scorings_are_validated() -> None:
         PredictivePolicy(scorings=())
     with pytest.raises(ValueError, match="select_margin"):
         PredictivePolicy(select_margin=1.0)
+
+
+def test_a_state_made_under_other_scorings_starts_afresh() -> None:
+    one = PredictivePolicy(calibration=Calibration(min_samples=5), target_utilization=1.0, scorings=(QUANTILE,))
+    two = PredictivePolicy(calibration=Calibration(min_samples=5), target_utilization=1.0, scorings=(QUANTILE, LAST))
+    state = PredictiveState()
+    forecast = np.full((3, 3), 4.0, dtype=np.float32)
+    for t in range(1, 10):
+        obs = Observation(usage=4.0, pods_with_metrics=5, current_replicas=5, now=60.0 * t, history_len=t)
+        _, state = one.decide(obs, state, forecast=forecast, quantiles=QUANTILES)
+    obs = Observation(usage=4.0, pods_with_metrics=5, current_replicas=5, now=600.0, history_len=10)
+    decision, state = two.decide(obs, state, forecast=forecast, quantiles=QUANTILES)
+    assert decision.replicas >= 4
+    assert len(state.calibrations) == 2 and len(state.pending) == 1

@@ -284,6 +284,8 @@ class PredictivePolicy:
         if obs.history_len > 0 and math.isfinite(obs.usage) and self.calibration.contextual:
             levels, levels_position = ring_push(levels, levels_position, obs.usage, self.level_window)
             trail = (*trail, obs.usage)[-(self.volatility_window + 1) :]
+        if any(len(p[0]) != len(self.scorings) for p in pending):  # made under other scorings: start afresh
+            pending = ()
         if len(pending) >= self.lead_steps and len(recent) == self.lead_steps:
             (peaks, spread, after_saturation, contexts, step), pending = pending[0], pending[1:]
             realized = max(u for u, _ in recent)
