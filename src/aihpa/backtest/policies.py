@@ -50,13 +50,7 @@ from aihpa.scaling.behavior import (
 )
 from aihpa.scaling.calibration import Calibration
 from aihpa.scaling.hpa import DEFAULT_TOLERANCE, hpa_replicas
-from aihpa.scaling.policy import (
-    Observation,
-    PredictivePolicy,
-    PredictiveState,
-    ReactivePolicy,
-    ReactiveState,
-)
+from aihpa.scaling.policy import Observation, PredictivePolicy, PredictiveState, ReactivePolicy, ReactiveState
 
 __all__ = [
     "AIHPA_BEHAVIOR",

@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from aihpa.scaling.behavior import DEFAULT_BEHAVIOR, Behavior, BehaviorState, apply_behavior, record_scale
-from aihpa.scaling.calibration import NO_CONTEXT, Calibration, CalibrationState, Context, ring_push
+from aihpa.scaling.calibration import Calibration, CalibrationState, Context, ring_push
 from aihpa.scaling.decision import Decision
 from aihpa.scaling.hpa import DEFAULT_TOLERANCE, hpa_replicas
 
@@ -259,7 +259,7 @@ class PredictivePolicy:
         return int(np.argmin(np.abs(np.asarray(quantiles, dtype=np.float64) - level)))
 
     def _calibration(self, scoring: Scoring, offset: float) -> Calibration:
-        """The calibration settings of one scoring (the policy's, with that scoring's offset and window)."""
+        """The calibration settings of one scoring (the policy's, with that scoring's offset, window and contexts)."""
         settings = scoring.settings()
         if scoring.offset_share is None and not settings:
             return self.calibration
@@ -364,11 +364,10 @@ class PredictivePolicy:
         if self.calibration.contextual:
             level, rise, volatility = self._shape(state, obs.usage)
         offsets = tuple(self._offset(scoring, state) for scoring in self.scorings)
+        configs = tuple(self._calibration(s, o) for s, o in zip(self.scorings, offsets, strict=True))
         contexts = tuple(
-            self._calibration(scoring, offset).context(cal, step=step, level=level, rise=rise, volatility=volatility)
-            if self.calibration.contextual
-            else NO_CONTEXT
-            for scoring, offset, cal in zip(self.scorings, offsets, calibrations, strict=True)
+            config.context(cal, step=step, level=level, rise=rise, volatility=volatility)
+            for config, cal in zip(configs, calibrations, strict=True)
         )
         reactive, reactive_reason = self.reactive.recommend(obs)
         peak = math.nan
@@ -398,12 +397,8 @@ class PredictivePolicy:
                     peak_bases = tuple(bases[scoring.base] for scoring in self.scorings)
                     spread = max(0.0, top - peak_bases[0])
                     capacities = tuple(
-                        self._calibration(scoring, offset).provision(
-                            cal, peak=base, spread=spread, after_saturation=obs.saturated, context=context
-                        )
-                        for scoring, offset, cal, base, context in zip(
-                            self.scorings, offsets, calibrations, peak_bases, contexts, strict=True
-                        )
+                        config.provision(cal, peak=base, spread=spread, after_saturation=obs.saturated, context=context)
+                        for config, cal, base, context in zip(configs, calibrations, peak_bases, contexts, strict=True)
                     )
                     chosen = state.choice
                     peak_base, capacity = peak_bases[chosen], capacities[chosen]
