@@ -75,8 +75,11 @@ HPA_KNOBS: tuple[float, ...] = (
 ORACLE_KNOBS: tuple[float, ...] = (
     0.8, 0.9, 0.95, 1.0, 1.0005, 1.001, 1.002, 1.003, 1.005, 1.0075, 1.01, 1.02, 1.05,
 )
-#: Risks (target share of saturated steps) swept for aihpa.
-AIHPA_KNOBS: tuple[float, ...] = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1)
+#: Risks (target share of saturated steps) swept for aihpa, finer around the 1% SLO: the cost-vs-saturation curve is
+#: convex, so the chord between distant settings would overstate the cost at exactly 1%.
+AIHPA_KNOBS: tuple[float, ...] = (
+    0.001, 0.002, 0.003, 0.005, 0.0075, 0.009, 0.01, 0.011, 0.0125, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1,
+)
 
 #: PHPA's behavior defaults (internal/controllers/controller.go): like the HPA's, with 60 s policy periods.
 PHPA_BEHAVIOR = Behavior(

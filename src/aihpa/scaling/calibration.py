@@ -8,10 +8,13 @@ The predictive policy asks `provision(...)` for the capacity to hold for a forec
 - `mode="spread"`: conformalized quantile regression (Romano, Patterson & Candès 2019): scores
   (realized peak - centre) / spread, where centre is the median forecast's peak and spread the distance from it to
   the top quantile's peak; capacity is centre + q × spread. This keeps the forecaster's own sense of when the
-  future is uncertain (a wide top quantile before a likely burst) and only rescales it.
+  future is uncertain (a wide top quantile before a likely burst) and only rescales it;
+- `mode="additive"`: scores (realized peak - forecast peak) / offset, errors in units of the offset whatever the
+  level; capacity is forecast peak + q × offset. For workloads whose errors are steps of a few cores at any level.
+  The policy may pass a different offset with each decision (locally weighted conformal prediction: a unit that
+  follows the recent volatility); each score is divided by the unit of the decision it scores.
 
-Both are then multiplied by
-a correction that follows the realized saturation indicator (quantile tracking, as in conformal PID control,
+The capacity (in additive mode, the headroom above the forecast) is then multiplied by a correction that follows the realized saturation indicator (quantile tracking, as in conformal PID control,
   Angelopoulos, Candès & Tibshirani 2023): log c <- log c + rate × (saturated - risk). A saturated step raises the
   headroom, quiet steps lower it slowly, so the long-run share of saturated steps approaches the chosen risk even
   when the window's ratios are biased (they are: observations while saturated are censored).
@@ -95,7 +98,8 @@ class Calibration:
     """Settings of the calibrator (all have defaults that work for one-minute control steps)."""
 
     risk: float = 0.01  # target share of saturated steps; the policy's one risk knob
-    mode: Literal["ratio", "spread"] = "ratio"  # how a forecast is scored against its outcome (module docstring)
+    # how a forecast is scored against its outcome (module docstring)
+    mode: Literal["ratio", "spread", "additive"] = "ratio"
     min_spread: float = 0.1  # spread mode: the smallest spread (cores) a score is divided by
     window: int = 1440  # scores kept (a day of minutes)
     min_samples: int = 30  # fewer scores than this: no headroom estimate yet
@@ -132,12 +136,17 @@ class Calibration:
             raise ValueError("calibration window must hold at least min_samples >= 1 scores")
         if self.offset < 0:
             raise ValueError("offset must not be negative")
-        if self.mode not in ("ratio", "spread"):
-            raise ValueError(f"calibration mode must be ratio or spread, not {self.mode!r}")
+        if self.mode not in ("ratio", "spread", "additive"):
+            raise ValueError(f"calibration mode must be ratio, spread or additive, not {self.mode!r}")
         if self.min_spread <= 0:
             raise ValueError("min_spread must be positive")
         if any(p < 2 for p in self.periods):
             raise ValueError("candidate periods must be at least 2 steps")
+
+    @property
+    def unit(self) -> float:
+        """Additive mode: the size (cores) that scores are counted in."""
+        return max(self.offset, self.min_spread)
 
     @property
     def context_min_samples(self) -> int:
@@ -202,12 +211,12 @@ class Calibration:
     def headroom(
         self, state: CalibrationState, *, after_saturation: bool = False, context: Context | None = None
     ) -> float | None:
-        """Ratio mode: the multiplier for (forecast peak + offset); spread mode: the multiple of the spread before
-        the saturation correction. None while there are too few scores."""
+        """Ratio mode: the multiplier for (forecast peak + offset); spread and additive modes: the multiple of the
+        spread (of the offset) before the saturation correction. None while there are too few scores."""
         q = self.quantile(state, after_saturation=after_saturation, context=context)
         if q is None:
             return None
-        if self.mode == "spread":
+        if self.mode != "ratio":
             return q
         return min(math.exp(q + state.correction), self.max_headroom)
 
@@ -226,6 +235,11 @@ class Calibration:
             return None
         if self.mode == "ratio":
             return max(0.0, (peak + self.offset) * headroom - self.offset)
+        if self.mode == "additive":
+            extra = headroom * self.unit
+            if extra > 0:  # the correction scales the headroom, not the forecast under it
+                extra *= math.exp(state.correction)
+            return max(0.0, min(peak + extra, (peak + self.unit) * self.max_headroom))
         capacity = (peak + headroom * max(spread, self.min_spread)) * math.exp(state.correction)
         return max(0.0, min(capacity, (peak + self.min_spread) * self.max_headroom))
 
@@ -255,6 +269,8 @@ class Calibration:
                 realized *= self.censored_bump
             if self.mode == "spread":
                 value = (realized - forecast) / max(spread if math.isfinite(spread) else 0.0, self.min_spread)
+            elif self.mode == "additive":
+                value = (realized - forecast) / self.unit
             else:
                 value = math.log(max((realized + self.offset) / max(forecast + self.offset, 1e-9), 1e-9))
             if self.contextual:

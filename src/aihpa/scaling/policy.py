@@ -11,9 +11,10 @@ risk. When the history is too short or the forecast is not finite the policy fal
 so in the Decision's reason.
 
 Several `Scoring`s are calibrated side by side on the same outcomes (by default the model's quantile forecast as a
-ratio, and the last observed usage nearly additively, with finer contexts). The one in use is corrected by the
-realized saturation, the others by whether their own capacity would have fallen short, so each holds the risk on its
-own; the policy uses the one whose capacity has averaged least among those whose shortfall rate is near the risk.
+ratio, and the last observed usage additively, in volatility-weighted units and capped near the recent peak). The
+one in use is corrected by the realized saturation, the others by whether the pods they would have had would have
+saturated on the same step, so each holds the risk on its own and all are measured alike; the policy uses the one
+whose capacity has averaged least among those whose shortfall rate is near the risk.
 
 Pure: no I/O, no clock (`now` is an argument, in seconds), no forecaster calls: the caller batches forecasts for all
 workloads and passes each workload's slice in. Configs and states are frozen; each call returns a new state.
@@ -119,25 +120,36 @@ class ReactivePolicy:
 class Scoring:
     """One way of scoring forecasts against their outcomes, calibrated side by side with the others.
 
-    `base`: the forecast the headroom multiplies: the peak of the policy's `base_quantile` over the lead time
+    `base`: the forecast the headroom is added to: the peak of the policy's `base_quantile` over the lead time
     ("quantile"), of the median ("median"), or the last observed usage ("last", a naive forecast that is hard to beat
-    where demand moves in unpredictable steps). `offset_share`: the ratio's offset as a share of the peak usage
-    (None: the calibration's own `offset`, in cores; the peak is the highest of the level context's samples, so a
-    one-off spike is forgotten once it leaves that window); a large one makes the score nearly additive, for
-    workloads whose errors are steps of a few cores whatever the level. `window`: scores kept (None: the
-    calibration's). The context settings let a scoring file its scores under finer contexts than the others."""
+    where demand moves in unpredictable steps). `mode`: how errors are scored (`Calibration.mode`): as ratios, which
+    grow with the level, or additively, in cores whatever the level. `offset_share`: the ratio's offset (in additive
+    mode, the unit of the scores) as a share of the peak usage (None: the calibration's own `offset`, in cores; the
+    peak is the highest of the level context's samples, so a one-off spike is forgotten once it leaves that window).
+    `window`: scores kept (None: the calibration's). The context settings let a scoring file its scores under finer
+    contexts than the others. `peak_cap` and the volatility settings are described where they are declared."""
 
     base: Literal["quantile", "median", "last"] = "quantile"
+    # how its scores are counted (None: the calibration's `mode`); "additive" counts them in units of the offset
+    mode: Literal["ratio", "spread", "additive"] | None = None
     offset_share: float | None = None
     window: int | None = None
     # context settings of this scoring's calibration (None: the policy's calibration's; see `Calibration`)
     level_bins: tuple[float, ...] | None = None
     rise_level: float | None = None
     volatile_level: float | None = None
+    # the capacity this scoring asks for is at most (1 + peak_cap) times the recent peak usage (None: no cap)
+    peak_cap: float | None = None
+    # additive mode, locally weighted scores: the unit is the offset times the mean absolute change of usage over the
+    # last `volatility_window` samples divided by `volatility_scale` times the recent peak, kept within
+    # [volatility_floor, 1] (None: a fixed unit). Steps come in clusters: a calm stretch needs less headroom.
+    volatility_scale: float | None = None
+    volatility_floor: float = 0.2
+    volatility_window: int = 30
 
     def settings(self) -> dict[str, object]:
         """The calibration settings this scoring changes (besides the offset)."""
-        names = ("window", "level_bins", "rise_level", "volatile_level")
+        names = ("mode", "window", "level_bins", "rise_level", "volatile_level")
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
     def __post_init__(self) -> None:
@@ -145,26 +157,33 @@ class Scoring:
             raise ValueError(f"scoring base must be quantile, median or last, not {self.base!r}")
         if self.offset_share is not None and self.offset_share < 0:
             raise ValueError("offset_share must not be negative")
+        if self.peak_cap is not None and self.peak_cap < 0:
+            raise ValueError("peak_cap must not be negative")
+        if self.volatility_scale is not None and self.volatility_scale <= 0:
+            raise ValueError("volatility_scale must be positive")
+        if not 0.0 < self.volatility_floor <= 1.0 or self.volatility_window < 1:
+            raise ValueError("volatility_floor must be in (0, 1] and volatility_window at least 1")
 
 
 #: The scorings aihpa calibrates side by side by default: the model's quantile forecast scored as a ratio (errors
-#: that grow with the level), and the last observed usage scored nearly additively (an offset of the recent peak, a
-#: three-day window), for workloads that move in unpredictable steps of a few cores that no model sees coming.
+#: that grow with the level), and the last observed usage scored additively (a three-day window, scores in units of
+#: one pod's request weighted by the recent volatility, capacity at most 5% above the recent peak), for workloads
+#: that move in unpredictable steps of a few cores that no model sees coming.
 DEFAULT_SCORINGS: tuple[Scoring, ...] = (
     Scoring(),
     Scoring(
         base="last",
-        offset_share=1.0,
+        mode="additive",
         window=4320,
-        level_bins=(0.5, 0.75, 0.9),
-        rise_level=0.05,
-        volatile_level=0.03,
+        peak_cap=0.05,
+        volatility_scale=0.02,
     ),
 )
 
-#: Pending outcome of one decision: per scoring (forecast peak, offset, capacity it asked for), then the spread, whether
-#: it was made right after a saturated step, per scoring the context, and the control step.
-Pending = tuple[tuple[tuple[float, float, float], ...], float, bool, tuple[Context, ...], int]
+#: Pending outcome of one decision: per scoring (forecast peak, offset, capacity it asked for, pods that would have
+#: served it with the reactive floor), then the spread, whether it was made right after a saturated step, per scoring
+#: the context, and the control step.
+Pending = tuple[tuple[tuple[float, float, float, float], ...], float, bool, tuple[Context, ...], int]
 
 
 @dataclass(frozen=True)
@@ -186,7 +205,7 @@ class PredictiveState:
     # the last level_window usage samples (a ring), for the level context: where usage stands in its recent range
     levels: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
     levels_position: int = 0
-    # the last volatility_window + 1 usage samples, oldest first (for the rising and volatile contexts)
+    # the most recent usage samples, oldest first (for the rising and volatile contexts and volatility-weighted scores)
     trail: tuple[float, ...] = ()
 
 
@@ -266,9 +285,32 @@ class PredictivePolicy:
         return replace(self.calibration, offset=offset, **settings)  # type: ignore[arg-type]
 
     def _offset(self, scoring: Scoring, state: PredictiveState) -> float:
-        if scoring.offset_share is None or state.levels.shape[0] == 0:
+        if state.levels.shape[0] == 0:
             return self.calibration.offset
-        return max(self.calibration.offset, scoring.offset_share * float(state.levels.max()))
+        peak = float(state.levels.max())
+        offset = self.calibration.offset
+        if scoring.offset_share is not None:
+            offset = max(offset, scoring.offset_share * peak)
+        if scoring.volatility_scale is not None and len(state.trail) > 1 and peak > 0:
+            changes = np.abs(np.diff(np.asarray(state.trail[-(scoring.volatility_window + 1) :], dtype=np.float64)))
+            factor = float(changes.mean()) / (scoring.volatility_scale * peak)
+            offset *= min(1.0, max(scoring.volatility_floor, factor))
+        return offset
+
+    @property
+    def _trail_length(self) -> int:
+        return 1 + max(self.volatility_window, *(s.volatility_window for s in self.scorings))
+
+    def _pods(self, capacity: float, floor: int) -> int:
+        """The pods that hold `capacity` cores at the target utilization, at least `floor`."""
+        need = math.ceil(max(capacity, 0.0) / (self.target_utilization * self.request_per_pod) - 1e-9)
+        return max(floor, need)
+
+    @staticmethod
+    def _capped(scoring: Scoring, state: PredictiveState, capacity: float | None) -> float | None:
+        if capacity is None or scoring.peak_cap is None or state.levels.shape[0] == 0:
+            return capacity
+        return min(capacity, (1.0 + scoring.peak_cap) * float(state.levels.max()))
 
     def _calibrations(self, state: PredictiveState) -> tuple[CalibrationState, ...]:
         if len(state.calibrations) == len(self.scorings):
@@ -283,20 +325,32 @@ class PredictivePolicy:
         levels, levels_position, trail = state.levels, state.levels_position, state.trail
         if obs.history_len > 0 and math.isfinite(obs.usage) and self.calibration.contextual:
             levels, levels_position = ring_push(levels, levels_position, obs.usage, self.level_window)
-            trail = (*trail, obs.usage)[-(self.volatility_window + 1) :]
+            trail = (*trail, obs.usage)[-self._trail_length :]
         if any(len(p[0]) != len(self.scorings) for p in pending):  # made under other scorings: start afresh
             pending = ()
         if len(pending) >= self.lead_steps and len(recent) == self.lead_steps:
+            # the pods that served the step just observed: with pods ready a step after they are asked for and an
+            # immediate scale-down, the fewest that the last lead_steps decisions asked for
+            served = tuple(
+                min((p[0][i][3] for p in pending), key=lambda x: -math.inf if math.isnan(x) else x)
+                for i in range(len(self.scorings))
+            )
             (peaks, spread, after_saturation, contexts, step), pending = pending[0], pending[1:]
             realized = max(u for u, _ in recent)
             censored = any(s for _, s in recent)
-            capacities = tuple(c for _, _, c in peaks)
-            bumped = realized * self.calibration.censored_bump if censored else realized
-            # the scoring in use is corrected by the realized saturation; the others by whether the capacity they
-            # asked for would have fallen short
+            capacities = tuple(c for _, _, c, _ in peaks)
+            # the scoring in use is corrected by the realized saturation; the others by whether the pods they would
+            # have had would have saturated on this step too (a saturated observation hides the demand above it: it
+            # counts as censored_bump times what was seen), so all are held to the same measure of the risk. Pods
+            # without a CPU limit never show saturation: then all are measured against their requests.
+            exact = math.isfinite(obs.capacity_per_pod)
+            per_pod = obs.capacity_per_pod if exact else self.request_per_pod
+            used = obs.usage * self.calibration.censored_bump if obs.saturated else obs.usage
             shortfalls = tuple(
-                obs.saturated if i == state.choice or not math.isfinite(c) else c < bumped
-                for i, c in enumerate(capacities)
+                obs.saturated
+                if (i == state.choice and exact) or not math.isfinite(pods)
+                else used > pods * per_pod * (1 + 1e-9)
+                for i, pods in enumerate(served)
             )
             state = self._compare(state, capacities, shortfalls)
             calibrations = tuple(
@@ -311,7 +365,7 @@ class PredictivePolicy:
                     context=context,
                     step=step,
                 )
-                for scoring, cal, (forecast, offset, _), context, short in zip(
+                for scoring, cal, (forecast, offset, _, _), context, short in zip(
                     self.scorings, calibrations, peaks, contexts, shortfalls, strict=True
                 )
             )
@@ -342,7 +396,7 @@ class PredictivePolicy:
         span = high - low
         if span <= 1e-9 * max(abs(high), 1.0):
             return None, None, None
-        trail = np.asarray(state.trail, dtype=np.float64)
+        trail = np.asarray(state.trail[-(self.volatility_window + 1) :], dtype=np.float64)
         if trail.shape[0] < 2:
             return (usage - low) / span, None, None
         changes = np.diff(trail)
@@ -397,8 +451,16 @@ class PredictivePolicy:
                     peak_bases = tuple(bases[scoring.base] for scoring in self.scorings)
                     spread = max(0.0, top - peak_bases[0])
                     capacities = tuple(
-                        config.provision(cal, peak=base, spread=spread, after_saturation=obs.saturated, context=context)
-                        for config, cal, base, context in zip(configs, calibrations, peak_bases, contexts, strict=True)
+                        self._capped(
+                            scoring,
+                            state,
+                            config.provision(
+                                cal, peak=base, spread=spread, after_saturation=obs.saturated, context=context
+                            ),
+                        )
+                        for scoring, config, cal, base, context in zip(
+                            self.scorings, configs, calibrations, peak_bases, contexts, strict=True
+                        )
                     )
                     chosen = state.choice
                     peak_base, capacity = peak_bases[chosen], capacities[chosen]
@@ -415,7 +477,7 @@ class PredictivePolicy:
                         if obs.saturated:
                             headroom_text += ", after a saturated step"
                     peaks = tuple(
-                        (max(b, 0.0), o, math.nan if c is None else c)
+                        (max(b, 0.0), o, *((math.nan, math.nan) if c is None else (c, self._pods(c, reactive))))
                         for b, o, c in zip(peak_bases, offsets, capacities, strict=True)
                     )
                     state = replace(state, pending=(*state.pending, (peaks, spread, obs.saturated, contexts, step)))
@@ -423,10 +485,10 @@ class PredictivePolicy:
         if math.isnan(peak):
             desired, reason = reactive, f"{reactive_reason} (fallback: {why_not})"
             # keep the calibration queue aligned with decisions even when no forecast was used
-            missing = tuple((math.nan, o, math.nan) for o in offsets)
+            missing = tuple((math.nan, o, math.nan, math.nan) for o in offsets)
             state = replace(state, pending=(*state.pending, (missing, math.nan, obs.saturated, contexts, step)))
         else:
-            predicted = max(0, math.ceil(max(peak, 0.0) / (self.target_utilization * self.request_per_pod) - 1e-9))
+            predicted = self._pods(peak, 0)
             if predicted >= reactive:
                 desired = predicted
                 reason = (
