@@ -90,14 +90,28 @@ def test_saturation_raises_the_headroom_and_quiet_steps_lower_it() -> None:
     assert quiet_headroom < 1.0 < hit_headroom
 
 
+def test_a_saturated_cold_start_does_not_raise_the_headroom() -> None:
+    # one pod meets a load of 6 cores: saturated while the forecast is not trusted yet (reactive fallback), then
+    # while the calibration has too few scores (top quantile); those steps say nothing about the headroom
+    policy = PredictivePolicy(calibration=Calibration(min_samples=20), target_utilization=1.0, min_history=5)
+    state, replicas, ready = PredictiveState(), 1, 1
+    corrections = []
+    for t in range(1, 60):
+        usage = min(6.0, float(ready))
+        obs = Observation(usage=usage, pods_with_metrics=ready, current_replicas=replicas, now=60.0 * t, history_len=t)
+        decision, state = policy.decide(obs, state, forecast=np.full((3, 3), 6.0, np.float32), quantiles=QUANTILES)
+        ready, replicas = min(replicas, decision.replicas), decision.replicas
+        corrections.append(state.calibrations[0].correction)
+    assert corrections[3] == 0.0  # saturated steps of the fallback
+    assert corrections[-1] < 0.0  # quiet calibrated steps since then lowered it
+
+
 def test_forecasts_made_after_a_saturated_step_get_their_own_headroom() -> None:
     cal = Calibration(min_samples=2, surge_min_samples=2, adapt_rate=0.0, risk=0.2)
     state = CalibrationState()
     for _ in range(3):
         state = cal.update(state, realized=1.0, forecast=1.0, censored=False, saturated=False)
-        state = cal.update(
-            state, realized=4.0, forecast=1.0, censored=False, saturated=False, after_saturation=True
-        )
+        state = cal.update(state, realized=4.0, forecast=1.0, censored=False, saturated=False, after_saturation=True)
     assert cal.headroom(state) == pytest.approx(1.0)
     assert cal.headroom(state, after_saturation=True) == pytest.approx(4.0)
 

@@ -14,10 +14,13 @@ The predictive policy asks `provision(...)` for the capacity to hold for a forec
   The policy may pass a different offset with each decision (locally weighted conformal prediction: a unit that
   follows the recent volatility); each score is divided by the unit of the decision it scores.
 
-The capacity (in additive mode, the headroom above the forecast) is then multiplied by a correction that follows the realized saturation indicator (quantile tracking, as in conformal PID control,
-  Angelopoulos, Candès & Tibshirani 2023): log c <- log c + rate × (saturated - risk). A saturated step raises the
-  headroom, quiet steps lower it slowly, so the long-run share of saturated steps approaches the chosen risk even
-  when the window's ratios are biased (they are: observations while saturated are censored).
+The capacity (in additive mode, the headroom above the forecast) is then multiplied by a correction that follows
+the realized saturation indicator (quantile tracking, as in conformal PID control, Angelopoulos, Candès & Tibshirani
+2023): log c <- log c + rate × (saturated - risk). A saturated step raises the headroom, quiet steps lower it
+slowly, so the long-run share of saturated steps approaches the chosen risk even when the window's ratios are biased
+(they are: observations while saturated are censored). Steps that no calibrated capacity served (the cold start,
+when one pod meets the first load) leave the correction alone: they say nothing about the headroom, and a
+correction raised by them would take a day of quiet steps to come back down.
 
 Forecasts made right after a saturated step are scored in a separate window (Mondrian conformal prediction, one
 category per kind of input): their input was censored (a saturated pod cannot report more than it has), so their
@@ -250,20 +253,23 @@ class Calibration:
         realized: float,
         forecast: float,
         censored: bool,
-        saturated: bool,
+        saturated: bool | None,
         after_saturation: bool = False,
         spread: float = 0.0,
         context: Context = NO_CONTEXT,
         step: int | None = None,
     ) -> CalibrationState:
-        """Record one realized peak against the forecast peak (and spread) made for it, and one saturation outcome.
+        """Record one realized peak against the forecast peak (and spread) made for it, and one saturation outcome
+        (None: the step was not served by a calibrated capacity, as during the cold start; the correction stays).
 
         `after_saturation` says which window the score belongs to (see `quantile`); `context` and `step` are the
         context and control step of the decision that made the forecast (for contexts and the cycle detector).
         """
-        correction = state.correction + self.adapt_rate * ((1.0 if saturated else 0.0) - self.risk)
-        correction = min(max(correction, -self.max_correction), self.max_correction)
-        new = replace(state, correction=correction)
+        new = state
+        if saturated is not None:
+            correction = state.correction + self.adapt_rate * ((1.0 if saturated else 0.0) - self.risk)
+            correction = min(max(correction, -self.max_correction), self.max_correction)
+            new = replace(state, correction=correction)
         if math.isfinite(forecast) and math.isfinite(realized) and forecast >= 0 and realized >= 0:
             if censored:
                 realized *= self.censored_bump
@@ -325,7 +331,7 @@ class Calibration:
             offset += period
             total_hits, total = float(hits.sum()), float(counts.sum())
             # each phase needs a few scores, and the surprises must be many enough to tell a cycle from chance
-            if total <= 0 or total_hits < 4 * period ** 0.5 or float(counts.min()) < 5:
+            if total <= 0 or total_hits < 4 * period**0.5 or float(counts.min()) < 5:
                 continue
             base = total_hits / total
             expected = counts * base

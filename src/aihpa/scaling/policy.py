@@ -342,13 +342,16 @@ class PredictivePolicy:
             # the scoring in use is corrected by the realized saturation; the others by whether the pods they would
             # have had would have saturated on this step too (a saturated observation hides the demand above it: it
             # counts as censored_bump times what was seen), so all are held to the same measure of the risk. Pods
-            # without a CPU limit never show saturation: then all are measured against their requests.
+            # without a CPU limit never show saturation: then all are measured against their requests. A step not
+            # served by a calibrated capacity (the cold start) does not move the correction (None).
             exact = math.isfinite(obs.capacity_per_pod)
             per_pod = obs.capacity_per_pod if exact else self.request_per_pod
             used = obs.usage * self.calibration.censored_bump if obs.saturated else obs.usage
             shortfalls = tuple(
-                obs.saturated
-                if (i == state.choice and exact) or not math.isfinite(pods)
+                None
+                if not math.isfinite(pods)
+                else obs.saturated
+                if i == state.choice and exact
                 else used > pods * per_pod * (1 + 1e-9)
                 for i, pods in enumerate(served)
             )
@@ -368,13 +371,6 @@ class PredictivePolicy:
                 for scoring, cal, (forecast, offset, _, _), context, short in zip(
                     self.scorings, calibrations, peaks, contexts, shortfalls, strict=True
                 )
-            )
-        elif obs.history_len > 0:
-            calibrations = tuple(
-                self.calibration.update(
-                    cal, realized=math.nan, forecast=math.nan, censored=False, saturated=obs.saturated
-                )
-                for cal in calibrations
             )
         return replace(
             state,
@@ -502,13 +498,13 @@ class PredictivePolicy:
         return decision, replace(state, behavior=bstate)
 
     def _compare(
-        self, state: PredictiveState, capacities: tuple[float, ...], shortfalls: tuple[bool, ...]
+        self, state: PredictiveState, capacities: tuple[float, ...], shortfalls: tuple[bool | None, ...]
     ) -> PredictiveState:
         """Average each scoring's capacity and how often it fell short of the realized peak. Once all have
         `select_after` outcomes, use the cheapest of those whose shortfall rate is within `select_slack` times the
         risk (each is calibrated to the risk, so at equal shortfalls the cheaper one is the sharper), switching when
         it is cheaper by `select_margin`."""
-        if len(capacities) < 2 or not all(math.isfinite(c) for c in capacities):
+        if len(capacities) < 2 or not all(math.isfinite(c) for c in capacities) or None in shortfalls:
             return state
         shorts = tuple(1.0 if s else 0.0 for s in shortfalls)
         if len(state.costs) != len(capacities):
