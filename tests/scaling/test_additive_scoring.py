@@ -97,6 +97,10 @@ def test_the_peak_cap_holds_capacity_near_the_recent_peak() -> None:
     capped, _ = _replay(_policy(Scoring(base="last", mode="additive", peak_cap=0.05)), usages)
     assert free >= 15
     assert capped == 11
+    # the recent peak is kept whether or not scores are filed by context
+    plain = Calibration(risk=0.02, offset=1.0, min_samples=5, contextual=False)
+    capped_plain, _ = _replay(_policy(Scoring(base="last", mode="additive", peak_cap=0.05), calibration=plain), usages)
+    assert capped_plain == 11
 
 
 def _clustered(steps: int, seed: int = 11) -> np.ndarray:

@@ -202,7 +202,7 @@ class PredictiveState:
     compared: int = 0
     # (usage, saturated) of the most recent observations, oldest first, at most lead_steps of them
     recent: tuple[tuple[float, bool], ...] = ()
-    # the last level_window usage samples (a ring), for the level context: where usage stands in its recent range
+    # the last level_window usage samples (a ring): where usage stands in its recent range, and its recent peak
     levels: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
     levels_position: int = 0
     # the most recent usage samples, oldest first (for the rising and volatile contexts and volatility-weighted scores)
@@ -229,7 +229,7 @@ class PredictivePolicy:
     behavior: Behavior = DEFAULT_BEHAVIOR
     # the control step (seconds): decisions are numbered floor(now / step_seconds) for the calibration's cycle phases
     step_seconds: float = 60.0
-    # usage samples the level context looks back over
+    # usage samples the level context and the recent peak (offset_share, peak_cap) look back over
     level_window: int = 720
     # usage changes the volatile context averages over
     volatility_window: int = 12
@@ -323,7 +323,7 @@ class PredictivePolicy:
         calibrations = self._calibrations(state)
         pending = state.pending
         levels, levels_position, trail = state.levels, state.levels_position, state.trail
-        if obs.history_len > 0 and math.isfinite(obs.usage) and self.calibration.contextual:
+        if obs.history_len > 0 and math.isfinite(obs.usage):
             levels, levels_position = ring_push(levels, levels_position, obs.usage, self.level_window)
             trail = (*trail, obs.usage)[-self._trail_length :]
         if any(len(p[0]) != len(self.scorings) for p in pending):  # made under other scorings: start afresh
@@ -500,7 +500,7 @@ class PredictivePolicy:
     def _compare(
         self, state: PredictiveState, capacities: tuple[float, ...], shortfalls: tuple[bool | None, ...]
     ) -> PredictiveState:
-        """Average each scoring's capacity and how often it fell short of the realized peak. Once all have
+        """Average each scoring's capacity and how often its pods would not have held the step. Once all have
         `select_after` outcomes, use the cheapest of those whose shortfall rate is within `select_slack` times the
         risk (each is calibrated to the risk, so at equal shortfalls the cheaper one is the sharper), switching when
         it is cheaper by `select_margin`."""
