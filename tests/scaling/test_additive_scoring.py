@@ -177,3 +177,15 @@ def test_without_a_cpu_limit_shortfalls_are_measured_against_the_requests() -> N
     assert len(rates[-2]) == 2 and rates[-2] == (0.0, 0.0)
     # one short step in ten remembered: each average moves by a tenth of the way to 1
     assert rates[-1] == pytest.approx((0.1, 0.1))
+
+
+def test_additive_units_are_one_pods_request_weighted_by_the_volatility() -> None:
+    # the controller's calibration has no offset of its own: the unit is the pods' request (0.5 cores here), times
+    # the mean recent change over 2% of the recent peak, within [0.2, 1]
+    scoring = Scoring(base="last", mode="additive", volatility_scale=0.02)
+    policy = _policy(scoring, calibration=Calibration(risk=0.02, min_samples=5), request_per_pod=0.5)
+    _, calm = _replay(policy, [10.0] * 40)
+    _, stormy = _replay(policy, [5.0, 10.0] * 20)
+    _, mild = _replay(policy, [10.0, 10.05] * 20)  # mean change 0.05 = 25% of 2% of the peak
+    units = [s.pending[-1][0][0][1] for s in (calm, stormy, mild)]
+    assert units == pytest.approx([0.5 * 0.2, 0.5, 0.5 * 0.05 / (0.02 * 10.05)])

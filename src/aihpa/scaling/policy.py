@@ -285,10 +285,12 @@ class PredictivePolicy:
         return replace(self.calibration, offset=offset, **settings)  # type: ignore[arg-type]
 
     def _offset(self, scoring: Scoring, state: PredictiveState) -> float:
-        if state.levels.shape[0] == 0:
-            return self.calibration.offset
-        peak = float(state.levels.max())
         offset = self.calibration.offset
+        if (scoring.mode or self.calibration.mode) == "additive":  # scores in units of at least one pod's request
+            offset = max(offset, self.request_per_pod)
+        if state.levels.shape[0] == 0:
+            return offset
+        peak = float(state.levels.max())
         if scoring.offset_share is not None:
             offset = max(offset, scoring.offset_share * peak)
         if scoring.volatility_scale is not None and len(state.trail) > 1 and peak > 0:
