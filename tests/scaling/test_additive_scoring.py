@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -189,3 +190,31 @@ def test_additive_units_are_one_pods_request_weighted_by_the_volatility() -> Non
     _, mild = _replay(policy, [10.0, 10.05] * 20)  # mean change 0.05 = 25% of 2% of the peak
     units = [s.pending[-1][0][0][1] for s in (calm, stormy, mild)]
     assert units == pytest.approx([0.5 * 0.2, 0.5, 0.5 * 0.05 / (0.02 * 10.05)])
+
+
+@pytest.mark.parametrize(
+    ("mode", "scoring"),
+    [
+        ("additive", Scoring(base="last", volatility_scale=0.02)),
+        ("spread", Scoring()),
+    ],
+    ids=["additive_volatility", "spread"],
+)
+def test_a_scorings_mode_means_the_same_whether_it_or_the_calibration_sets_it(mode: str, scoring: Scoring) -> None:
+    calibration = Calibration(risk=0.02, offset=1.0, min_samples=5, mode=mode)  # type: ignore[arg-type]
+    by_calibration = _policy(scoring, calibration=calibration)
+    by_scoring = _policy(replace(scoring, mode=mode))  # type: ignore[arg-type]
+    rng = np.random.default_rng(8)
+    states = [PredictiveState(), PredictiveState()]
+    seen: list[list[int]] = [[], []]
+    for t in range(1, 120):
+        # calm and stormy stretches, so that a volatility-weighted unit moves
+        usage = float(6.0 + math.sin(t / 15.0) + rng.normal(0.0, 0.8 if (t // 30) % 2 else 0.01))
+        obs = Observation(usage=usage, pods_with_metrics=20, current_replicas=20, now=60.0 * t, history_len=t)
+        median = usage * rng.lognormal(0.0, 0.1)
+        forecast = np.array([[median, median * 1.2, median * 1.6]] * 3, dtype=np.float32)
+        for i, policy in enumerate((by_calibration, by_scoring)):
+            decision, states[i] = policy.decide(obs, states[i], forecast=forecast, quantiles=QUANTILES)
+            seen[i].append(decision.replicas)
+    assert seen[0] == seen[1]
+    assert len(set(seen[0])) > 3  # the decisions moved with the load

@@ -280,17 +280,20 @@ class PredictivePolicy:
     def _calibration(self, scoring: Scoring, offset: float) -> Calibration:
         """The calibration settings of one scoring (the policy's, with that scoring's offset, window and contexts)."""
         settings = scoring.settings()
-        if scoring.offset_share is None and not settings:
+        if offset == self.calibration.offset and not settings:
             return self.calibration
         return replace(self.calibration, offset=offset, **settings)  # type: ignore[arg-type]
 
-    def _offset(self, scoring: Scoring, state: PredictiveState) -> float:
+    def _mode(self, scoring: Scoring) -> str:
+        return scoring.mode or self.calibration.mode
+
+    def _offset(self, scoring: Scoring, state: PredictiveState, peak: float | None) -> float:
+        """The offset (additive mode: the unit) of a scoring's next score; `peak` is the recent peak usage."""
         offset = self.calibration.offset
-        if (scoring.mode or self.calibration.mode) == "additive":  # scores in units of at least one pod's request
+        if self._mode(scoring) == "additive":  # scores in units of at least one pod's request
             offset = max(offset, self.request_per_pod)
-        if state.levels.shape[0] == 0:
+        if peak is None:
             return offset
-        peak = float(state.levels.max())
         if scoring.offset_share is not None:
             offset = max(offset, scoring.offset_share * peak)
         if scoring.volatility_scale is not None and len(state.trail) > 1 and peak > 0:
@@ -309,10 +312,10 @@ class PredictivePolicy:
         return max(floor, need)
 
     @staticmethod
-    def _capped(scoring: Scoring, state: PredictiveState, capacity: float | None) -> float | None:
-        if capacity is None or scoring.peak_cap is None or state.levels.shape[0] == 0:
+    def _capped(scoring: Scoring, capacity: float | None, peak: float | None) -> float | None:
+        if capacity is None or scoring.peak_cap is None or peak is None:
             return capacity
-        return min(capacity, (1.0 + scoring.peak_cap) * float(state.levels.max()))
+        return min(capacity, (1.0 + scoring.peak_cap) * peak)
 
     def _calibrations(self, state: PredictiveState) -> tuple[CalibrationState, ...]:
         if len(state.calibrations) == len(self.scorings):
@@ -415,7 +418,8 @@ class PredictivePolicy:
         level = rise = volatility = None
         if self.calibration.contextual:
             level, rise, volatility = self._shape(state, obs.usage)
-        offsets = tuple(self._offset(scoring, state) for scoring in self.scorings)
+        recent_peak = float(state.levels.max()) if state.levels.shape[0] else None
+        offsets = tuple(self._offset(scoring, state, recent_peak) for scoring in self.scorings)
         configs = tuple(self._calibration(s, o) for s, o in zip(self.scorings, offsets, strict=True))
         contexts = tuple(
             config.context(cal, step=step, level=level, rise=rise, volatility=volatility)
@@ -440,21 +444,23 @@ class PredictivePolicy:
                     top = float(lead[:, -1].max())
                     median = float(lead[:, self._quantile_index(quantiles, 0.5)].max())
                     bases = {
-                        "quantile": median
-                        if self.calibration.mode == "spread"  # spread mode centres on the median
-                        else float(lead[:, self._quantile_index(quantiles, self.base_quantile)].max()),
+                        "quantile": float(lead[:, self._quantile_index(quantiles, self.base_quantile)].max()),
                         "median": median,
                         "last": max(obs.usage, 0.0) if math.isfinite(obs.usage) else median,
                     }
-                    peak_bases = tuple(bases[scoring.base] for scoring in self.scorings)
-                    spread = max(0.0, top - peak_bases[0])
+                    # spread mode centres the model's forecast on the median, its spread reaching the top quantile
+                    peak_bases = tuple(
+                        median if s.base == "quantile" and self._mode(s) == "spread" else bases[s.base]
+                        for s in self.scorings
+                    )
+                    spread = max(0.0, top - median)
                     capacities = tuple(
                         self._capped(
                             scoring,
-                            state,
                             config.provision(
                                 cal, peak=base, spread=spread, after_saturation=obs.saturated, context=context
                             ),
+                            recent_peak,
                         )
                         for scoring, config, cal, base, context in zip(
                             self.scorings, configs, calibrations, peak_bases, contexts, strict=True
