@@ -10,6 +10,7 @@ Pure: standard library only, no I/O, no clock. It must never import the network,
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal, TypeVar
@@ -27,6 +28,7 @@ __all__ = [
     "ANNOTATION_TARGET_UTILIZATION",
     "LABEL_ENABLED",
     "MAX_STABILIZATION_S",
+    "MAX_VALUE_CHARS",
     "MODES",
     "POLICY_KEYS",
     "PREFIX",
@@ -79,6 +81,13 @@ MAX_STABILIZATION_S: Final = 3600
 _MAX_REPLICAS_LIMIT: Final = 2**31 - 1
 # Admission warnings longer than 120 characters may be truncated by clients; quote user values briefly.
 _MAX_QUOTED: Final = 32
+# No valid value is anywhere near this long: a longer one is rejected before any parsing (int() refuses strings of
+# more than 4300 digits with ValueError, and a huge value costs time on every event of its object).
+MAX_VALUE_CHARS: Final = 256
+# int32 has at most 10 decimal digits: a longer digit string is out of range whatever it says.
+_MAX_INT_DIGITS: Final = 10
+# A plain decimal number: no sign, no "_" separators, no nan/inf, ASCII digits only (float() takes all of those).
+_DECIMAL: Final = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?")
 
 T = TypeVar("T")
 
@@ -149,10 +158,15 @@ def _quote(raw: str) -> str:
     return repr(text)
 
 
+def _printable(text: str) -> str:
+    # a key shown in a warning stays on one line whatever characters it holds
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
 def _parse_int(raw: str) -> int | None:
     text = raw.strip()
-    # int() also accepts "1_000" and "+3"; annotations should be plain decimal numbers.
-    if not text or not (text.isdecimal() and text.isascii()):
+    # int() also accepts "1_000", "+3" and other scripts' digits; annotations should be plain decimal numbers.
+    if not text or len(text) > _MAX_INT_DIGITS or not (text.isdecimal() and text.isascii()):
         return None
     return int(text)
 
@@ -165,9 +179,12 @@ def _parse_replicas(raw: str) -> int | _Invalid:
 
 
 def _parse_target(raw: str) -> float | _Invalid:
+    text = raw.strip()
+    if not _DECIMAL.fullmatch(text):
+        return _Invalid("must be a number in (0, 1]")
     try:
-        value = float(raw.strip())
-    except ValueError:
+        value = float(text)
+    except (ValueError, OverflowError):
         return _Invalid("must be a number in (0, 1]")
     if not (math.isfinite(value) and 0.0 < value <= 1.0):
         return _Invalid("must be a number in (0, 1]")
@@ -195,8 +212,12 @@ def parse_policy(annotations: Mapping[str, object] | None, *, defaults: PolicyDe
     Every fallback from a present value, every unknown `aihpa/` key (a likely typo) and a min above max produce one
     short warning each, fit for an admission response or a Warning Event.
     """
-    given: Mapping[str, object] = annotations or {}
     warnings: list[str] = []
+    given: Mapping[str, object] = {}
+    if isinstance(annotations, Mapping):
+        given = annotations
+    elif annotations is not None:
+        warnings.append("metadata.annotations is not a map; using the default policy")
 
     def field_value(key: str, parse: Callable[[str], T | _Invalid], default: T) -> tuple[T, bool]:
         if key not in given:
@@ -205,7 +226,15 @@ def parse_policy(annotations: Mapping[str, object] | None, *, defaults: PolicyDe
         if not isinstance(raw, str):
             warnings.append(f"{key} must be a string; using default {_format(default)}")
             return default, False
-        parsed = parse(raw)
+        if len(raw) > MAX_VALUE_CHARS:
+            warnings.append(f"{key} is {len(raw)} characters long (at most {MAX_VALUE_CHARS}); "
+                            f"using default {_format(default)}")
+            return default, False
+        try:
+            parsed = parse(raw)
+        except (ValueError, ArithmeticError):
+            # the parsers check their input first; this keeps one bad value from costing the whole object
+            parsed = _Invalid("cannot be parsed")
         if isinstance(parsed, _Invalid):
             warnings.append(f"{key}={_quote(raw)} {parsed.reason}; using default {_format(default)}")
             return default, False
@@ -232,8 +261,8 @@ def parse_policy(annotations: Mapping[str, object] | None, *, defaults: PolicyDe
         if min_replicas > max_replicas:
             min_replicas, max_replicas = defaults.min_replicas, defaults.max_replicas
 
-    for key in sorted(k for k in given if k.startswith(PREFIX) and k not in _KNOWN_KEYS):
-        warnings.append(f"unknown annotation {key[:60]} is ignored")
+    for key in sorted(k for k in given if isinstance(k, str) and k.startswith(PREFIX) and k not in _KNOWN_KEYS):
+        warnings.append(f"unknown annotation {_printable(key[:60])} is ignored")
 
     policy = Policy(
         min_replicas=min_replicas,

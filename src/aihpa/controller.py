@@ -193,6 +193,14 @@ class _Workload:
         return int(status.get("readyReplicas") or 0)
 
 
+def _object_key(obj: object) -> str:
+    """namespace/name of a raw object, whatever shape it has."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(meta, dict):
+        meta = {}
+    return f"{meta.get('namespace')}/{meta.get('name')}"
+
+
 def _pod_cpu(deployment: dict[str, Any], kind: str) -> float | None:
     """The CPU `kind` ("requests" or "limits") of one pod, summed over its containers; None when a container has
     none (no request: utilization is undefined; no limit: no hard cap) or a value does not parse."""
@@ -233,6 +241,8 @@ class Controller:
         self.workloads: dict[str, _Workload] = {}
         self.hpa_targets: set[str] = set()
         self._synced = {"deployments": False, "hpas": False}
+        # why a watch's cache is not backed by a complete list (shown on /readyz)
+        self._unsynced = {"deployments": "waiting for the first list", "hpas": "waiting for the first list"}
         self._synced_event = asyncio.Event()
         self._watch_seen = asyncio.Condition()
         self.elector = LeaderElector(
@@ -276,7 +286,9 @@ class Controller:
         return ok, f"last cycle {late:.0f}s ago"
 
     def ready(self) -> tuple[bool, str]:
-        return self.synced, "caches synced" if self.synced else f"waiting for {self._synced}"
+        if self.synced:
+            return True, "caches synced"
+        return False, "; ".join(f"{name}: {self._unsynced[name]}" for name, ok in self._synced.items() if not ok)
 
     async def __aenter__(self) -> Controller:
         await self.start()
@@ -326,18 +338,45 @@ class Controller:
     async def _watch(
         self, path: str, params: dict[str, Any], handle: Callable[[WatchEvent], None], name: str
     ) -> None:
-        async for event in watch_objects(self.client, path, params=params, settings=self.settings.watch):
+        async def list_failed(exc: K8sError) -> None:
+            await self._unsync(name, f"list failed: {exc}")
+
+        backoff = self.settings.watch.backoff
+        failures = 0
+        while True:
             try:
-                handle(event)
-            except Exception:  # one bad object must not stop the watch
-                logger.exception("watch %s: cannot handle %s event", path, event.type)
-                self.metrics.errors.labels(kind="watch-handler").inc()
+                async for event in watch_objects(self.client, path, params=params, settings=self.settings.watch,
+                                                 on_list_error=list_failed):
+                    failures = 0
+                    await self._dispatch(event, handle, name, path)
+            except K8sError as exc:  # permanent (e.g. RBAC): not ready while it lasts, and try again later
+                logger.error("watch %s stopped: %s", path, exc)
+                await self._unsync(name, f"watch stopped: {exc}")
+                await self.client.clock.sleep(backoff[min(failures, len(backoff) - 1)] if backoff else 1.0)
+                failures += 1
+
+    async def _dispatch(self, event: WatchEvent, handle: Callable[[WatchEvent], None], name: str, path: str) -> None:
+        try:
+            handle(event)
+        except Exception as exc:  # the handlers isolate each object; this is the last line
+            logger.exception("watch %s: cannot handle %s event", path, event.type)
+            self.metrics.errors.labels(kind="watch-handler").inc()
+            if event.type == "SYNC":
+                await self._unsync(name, f"handling the list failed: {type(exc).__name__}")
+        else:
             if event.type == "SYNC":
                 self._synced[name] = True
+                self._unsynced[name] = ""
                 if self.synced:
                     self._synced_event.set()
-            async with self._watch_seen:
-                self._watch_seen.notify_all()
+        async with self._watch_seen:
+            self._watch_seen.notify_all()
+
+    async def _unsync(self, name: str, why: str) -> None:
+        self._synced[name] = False
+        self._unsynced[name] = why[:200]
+        async with self._watch_seen:
+            self._watch_seen.notify_all()
 
     async def _loop(self) -> None:
         period = self.settings.sync_period_s
@@ -353,17 +392,36 @@ class Controller:
     # ---- caches -------------------------------------------------------------------------------------------------
 
     def _on_deployment(self, event: WatchEvent) -> None:
+        """Update the cache from one watch event; an object that cannot be handled is reported and skipped."""
         if event.type == "SYNC":
             keep = set()
             for obj in event.items:
-                keep.add(self._upsert(obj))
+                # a failed object keeps what the cache knew of it: it is neither dropped nor half-updated
+                keep.add(self._isolated("Deployment", obj, self._upsert) or _object_key(obj))
             for key in [k for k in self.workloads if k not in keep]:
                 self._drop(key)
         elif event.type == "DELETED":
-            meta = event.object.get("metadata") or {}
-            self._drop(f"{meta.get('namespace')}/{meta.get('name')}")
+            self._isolated("Deployment", event.object, lambda obj: self._drop(_object_key(obj)))
         else:
-            self._upsert(event.object)
+            self._isolated("Deployment", event.object, self._upsert)
+
+    def _isolated(self, kind: str, obj: dict[str, Any], handle: Callable[[dict[str, Any]], T]) -> T | None:
+        """`handle(obj)`, or None when it raises: logged, counted, and a Warning Event on that object."""
+        try:
+            return handle(obj)
+        except Exception as exc:
+            key = _object_key(obj)
+            reason = type(exc).__name__
+            logger.exception("%s %s: cannot handle it, left as it was", kind, key)
+            self.metrics.object_errors.labels(kind=kind, reason=reason).inc()
+            with contextlib.suppress(Exception):  # an object too broken to name gets no Event, only the log
+                api_version = "apps/v1" if kind == "Deployment" else "autoscaling/v2"
+                ref = ObjectRef.of({**obj, "apiVersion": api_version, "kind": kind})
+                if ref.name:
+                    self._pending.append((ref, "Warning", "HandlingFailed",
+                                          f"aihpa cannot handle this {kind} ({reason}: {str(exc)[:200]}); "
+                                          "it keeps its last known state"))
+            return None
 
     def _upsert(self, obj: dict[str, Any]) -> str:
         meta = obj.get("metadata") or {}
@@ -380,7 +438,8 @@ class Controller:
         if parsed.warnings != w.warned:
             w.warned = parsed.warnings
             for text in parsed.warnings:
-                self._queue_event(w, "Warning", "InvalidAnnotation", f"{text}; using the default")
+                # each warning already says what it falls back to
+                self._queue_event(w, "Warning", "InvalidAnnotation", text)
         return ref.key
 
     def _drop(self, key: str) -> None:
@@ -397,13 +456,14 @@ class Controller:
             return f"{(hpa.get('metadata') or {}).get('namespace')}/{ref.get('name')}"
 
         if event.type == "SYNC":
-            self.hpa_targets = {t for t in (target(h) for h in event.items) if t}
+            self.hpa_targets = {t for t in (self._isolated("HorizontalPodAutoscaler", h, target)
+                                             for h in event.items) if t}
         elif event.type == "DELETED":
-            t = target(event.object)
+            t = self._isolated("HorizontalPodAutoscaler", event.object, target)
             if t:
                 self.hpa_targets.discard(t)
         else:
-            t = target(event.object)
+            t = self._isolated("HorizontalPodAutoscaler", event.object, target)
             if t:
                 self.hpa_targets.add(t)
 

@@ -62,6 +62,10 @@ class ControllerMetrics:
                                  ["reason"], registry=r)
         self.scalings = Counter("aihpa_scale_changes_total", "Scale subresource writes", ["direction"], registry=r)
         self.errors = Counter("aihpa_errors_total", "Errors by kind", ["kind"], registry=r)
+        self.object_errors = Counter(
+            "aihpa_object_errors_total", "Watched objects whose event could not be handled (each left as it was), "
+            "by kind of object and exception", ["kind", "reason"], registry=r,
+        )
         self.cycle = Histogram(
             "aihpa_cycle_duration_seconds", "Duration of one controller cycle",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r,

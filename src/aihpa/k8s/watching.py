@@ -9,7 +9,7 @@ reconnect; `max_cycles` bounds the outer loop for tests.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,8 +46,13 @@ async def watch_objects(
     params: Mapping[str, Any] | None = None,
     settings: WatchSettings | None = None,
     max_cycles: int | None = None,
+    on_list_error: Callable[[K8sError], Awaitable[None]] | None = None,
 ) -> AsyncIterator[WatchEvent]:
-    """Events of the collection at `path` (e.g. /apis/apps/v1/deployments), forever or for `max_cycles` lists."""
+    """Events of the collection at `path` (e.g. /apis/apps/v1/deployments), forever or for `max_cycles` lists.
+
+    `on_list_error` hears of every list that failed (before the retry or the raise), so a consumer can stop
+    claiming a synced cache while no complete list backs it.
+    """
     cfg = settings or WatchSettings()
     base = dict(params or {})
     cycles = 0
@@ -55,7 +60,12 @@ async def watch_objects(
     while max_cycles is None or cycles < max_cycles:
         cycles += 1
         try:
-            listing = await client.request("GET", path, params=base)
+            try:
+                listing = await client.request("GET", path, params=base)
+            except K8sError as exc:
+                if on_list_error is not None:
+                    await on_list_error(exc)
+                raise
             version = str((listing.get("metadata") or {}).get("resourceVersion", ""))
             items = tuple(listing.get("items") or [])
             yield WatchEvent(type="SYNC", items=items)
