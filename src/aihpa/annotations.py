@@ -155,7 +155,9 @@ class ParsedPolicy:
 
 def _quote(raw: str) -> str:
     text = raw if len(raw) <= _MAX_QUOTED else raw[: _MAX_QUOTED - 3] + "..."
-    return repr(text)
+    quoted = repr(text)
+    # a non-printable character quotes as an escape of up to 10 characters: bound the quote, not only the value
+    return quoted if len(quoted) <= 2 * _MAX_QUOTED else quoted[: 2 * _MAX_QUOTED - 4] + "...'"
 
 
 def _printable(text: str) -> str:
