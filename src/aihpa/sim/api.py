@@ -20,7 +20,7 @@ from aihpa.sim.conversions import core_event_to_events_v1, events_v1_to_core_eve
 from aihpa.sim.errors import ApiError
 from aihpa.sim.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from aihpa.sim.resources import Registry, ResourceType
-from aihpa.sim.selectors import field_selector, label_selector, match_label_selector_object
+from aihpa.sim.selectors import field_labels, field_selector, label_selector, match_label_selector_object
 from aihpa.sim.store import Store, View
 from aihpa.sim.types import Obj, Status
 
@@ -37,6 +37,10 @@ PATCH_TYPES = frozenset({
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+#: spec.replicas is an int32 in every workload API.
+INT32_MAX = 2**31 - 1
+#: Kinds whose spec.replicas the API server bounds (the apps kinds with a scale subresource).
+_REPLICATED_KINDS = frozenset({("apps", "Deployment"), ("apps", "ReplicaSet"), ("apps", "StatefulSet")})
 
 
 @dataclass
@@ -127,6 +131,11 @@ class Api:
         causes = _metadata_shape(obj.get("metadata"))
         if not causes and rt.kind == "Deployment" and rt.group == "apps":
             causes = _deployment_shape(obj)
+        if not causes and (rt.group, rt.kind) in _REPLICATED_KINDS:
+            # checked before admission: a webhook never sees a count the API server could not have decoded
+            spec = obj.get("spec")
+            if isinstance(spec, dict) and spec.get("replicas") is not None:
+                causes = _replicas_causes(spec["replicas"])
         if causes:
             meta = obj.get("metadata")
             name = str(meta.get("name", "")) if isinstance(meta, dict) else ""
@@ -197,7 +206,7 @@ class Api:
         continue_token: str | None = None,
     ) -> Obj:
         items, rv = self.store.list(rt, namespace=namespace, labels=label_selector(label),
-                                    fields=field_selector(fields))
+                                    fields=field_selector(fields, field_labels(rt.group, rt.kind)))
         meta: Obj = {"resourceVersion": str(rv)}
         if continue_token:
             try:
@@ -339,11 +348,11 @@ class Api:
         name = current["metadata"]["name"]
         if meta.get("name") and meta["name"] != name:
             raise ApiError.bad_request("the name of the object does not match the name on the URL")
-        replicas = (body.get("spec") or {}).get("replicas", 0)
-        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-            raise ApiError.invalid("Scale.autoscaling", name,
-                                   [("spec.replicas", f"Invalid value: {replicas!r}: must be greater than or equal "
-                                     "to 0")], group="autoscaling", kind="Scale")
+        spec = body.get("spec")
+        replicas = spec.get("replicas", 0) if isinstance(spec, dict) else 0
+        causes = _replicas_causes(replicas)
+        if causes:
+            raise ApiError.invalid("Scale.autoscaling", name, causes, group="autoscaling", kind="Scale")
         expect = meta.get("resourceVersion")
         if expect and expect != current["metadata"]["resourceVersion"]:
             raise ApiError.conflict(rt.qualified, name, group=rt.group, kind=rt.plural)
@@ -352,7 +361,10 @@ class Api:
                                                       old=self._scale_of(rt, current),
                                                       namespace=current["metadata"].get("namespace"),
                                                       subresource="scale", dry_run=dry_run)
-        replicas = int((scale.get("spec") or {}).get("replicas", replicas))
+        replicas = (scale.get("spec") or {}).get("replicas", replicas)
+        causes = _replicas_causes(replicas)
+        if causes:  # a mutating webhook's patch is held to the same rule
+            raise ApiError.invalid("Scale.autoscaling", name, causes, group="autoscaling", kind="Scale")
         new = {**current, "spec": {**(current.get("spec") or {}), "replicas": replicas}}
         if dry_run:
             return WriteResult(self._scale_of(rt, new), 200, warnings)
@@ -465,6 +477,17 @@ def _metadata_shape(meta: Any) -> list[tuple[str, str]]:
     return causes
 
 
+def _replicas_causes(replicas: Any) -> list[tuple[str, str]]:
+    """spec.replicas must be an int32 that is not negative."""
+    if not isinstance(replicas, int) or isinstance(replicas, bool):
+        return [("spec.replicas", f"Invalid value: {replicas!r}: must be an integer")]
+    if replicas < 0:
+        return [("spec.replicas", f"Invalid value: {replicas}: must be greater than or equal to 0")]
+    if replicas > INT32_MAX:
+        return [("spec.replicas", f"Invalid value: {replicas}: must be less than or equal to {INT32_MAX}")]
+    return []
+
+
 def _deployment_shape(obj: Obj) -> list[tuple[str, str]]:
     """Types of the Deployment fields the sim reads; values are checked later by `_deployment_causes`."""
     spec = obj.get("spec")
@@ -519,9 +542,7 @@ def _deployment_causes(obj: Obj, old: Obj | None) -> list[tuple[str, str]]:
     spec = obj.get("spec")
     if not isinstance(spec, dict):
         return [("spec", "Required value")]
-    replicas = spec.get("replicas")
-    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-        causes.append(("spec.replicas", f"Invalid value: {replicas!r}: must be greater than or equal to 0"))
+    causes.extend(_replicas_causes(spec.get("replicas")))
     selector = spec.get("selector")
     if not isinstance(selector, dict) or not (selector.get("matchLabels") or selector.get("matchExpressions")):
         causes.append(("spec.selector", "Required value"))

@@ -32,7 +32,7 @@ from aihpa.sim.server import Server, ServerSettings, build_app
 from aihpa.sim.store import Store
 from aihpa.sim.tls import CertPair, make_ca, make_server_cert
 from aihpa.sim.types import Obj
-from aihpa.sim.workload import Demand, TraceDemand, Workloads
+from aihpa.sim.workload import DEFAULT_POD_CAPACITY, Demand, TraceDemand, Workloads
 from aihpa.traces import Trace
 
 if TYPE_CHECKING:
@@ -53,7 +53,9 @@ class Cluster:
     the test advances it (`await cluster.advance(seconds)`). Pass `VirtualClock(speed=60)` to replay 60x, or a
     `SystemClock`. `startup_delay` is the virtual seconds from pod creation to Ready. `service_resolver` maps a
     webhook's service (namespace, name, port) to the (host, port) where it listens. `settings` tunes watch
-    bookmarks and timeouts (real seconds).
+    bookmarks and timeouts (real seconds). `pod_capacity` is how many pods the cluster schedules; pods beyond it stay
+    Pending (unschedulable) until room frees up, and at most `max_pending_pods` of them exist (default: as many as
+    `pod_capacity`); a Deployment asking for more gets a ReplicaFailure condition.
     """
 
     def __init__(
@@ -68,6 +70,8 @@ class Cluster:
         settings: ServerSettings | None = None,
         history: int = 50_000,
         seed: int = 0,
+        pod_capacity: int = DEFAULT_POD_CAPACITY,
+        max_pending_pods: int | None = None,
     ) -> None:
         self.clock: Clock = clock if clock is not None else VirtualClock(start=float(int(time.time())))
         self.tls = tls
@@ -78,7 +82,8 @@ class Cluster:
         self.admission = Admission(store=self.store, registry=self.registry, resolver=service_resolver)
         self.api = Api(store=self.store, registry=self.registry, admission=self.admission)
         self.workloads = Workloads(store=self.store, registry=self.registry, clock=self.clock,
-                                   startup_delay=startup_delay, seed=seed)
+                                   startup_delay=startup_delay, seed=seed, pod_capacity=pod_capacity,
+                                   max_pending_pods=max_pending_pods)
         self.hpas = HorizontalPodAutoscalers(store=self.store, registry=self.registry, workloads=self.workloads,
                                              clock=self.clock)
         self.faults = Faults()
@@ -130,6 +135,7 @@ class Cluster:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._pods_task = self._hpa_task = None
+        self.workloads.close()
         await self.admission.close()
         if self._runner is not None:
             await self._runner.cleanup()

@@ -12,7 +12,7 @@ from typing import Any
 from aihpa.sim.errors import ApiError
 from aihpa.sim.types import Obj
 
-__all__ = ["Matcher", "field_selector", "label_selector", "match_label_selector_object"]
+__all__ = ["Matcher", "field_labels", "field_selector", "label_selector", "match_label_selector_object"]
 
 #: A compiled selector: object in, bool out.
 Matcher = Callable[[Obj], bool]
@@ -100,8 +100,44 @@ def _field_value(obj: Obj, path: str) -> str | None:
     return str(cur)
 
 
-def field_selector(text: str | None) -> Matcher | None:
-    """Compile `metadata.name=x,status.phase!=Running`: any dotted field path, `=`, `==` or `!=`."""
+#: Field labels every kind supports in a field selector.
+_COMMON_FIELDS: Mapping[str, str] = {"metadata.name": "metadata.name", "metadata.namespace": "metadata.namespace"}
+
+#: (group, kind) -> the further field labels the API server supports, each mapped to the path it reads (as its
+#: field label conversion functions declare them); any other label is a 400.
+_KIND_FIELDS: Mapping[tuple[str, str], Mapping[str, str]] = {
+    ("", "Pod"): {f: f for f in ("spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
+                                  "spec.serviceAccountName", "spec.hostNetwork", "status.phase", "status.podIP",
+                                  "status.podIPs", "status.nominatedNodeName")},
+    ("", "Event"): {**{f: f for f in ("involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+                                       "involvedObject.uid", "involvedObject.apiVersion",
+                                       "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason",
+                                       "reportingComponent", "type")}, "source": "source.component"},
+    ("events.k8s.io", "Event"): {f: f for f in ("regarding.kind", "regarding.namespace", "regarding.name",
+                                                "regarding.uid", "regarding.apiVersion", "regarding.resourceVersion",
+                                                "regarding.fieldPath", "reason", "reportingController", "type")},
+    ("", "Namespace"): {"status.phase": "status.phase"},
+    ("", "Node"): {"spec.unschedulable": "spec.unschedulable"},
+    ("", "Secret"): {"type": "type"},
+    ("", "Service"): {"spec.clusterIP": "spec.clusterIP", "spec.type": "spec.type"},
+    ("", "ReplicationController"): {"status.replicas": "status.replicas"},
+    ("apps", "ReplicaSet"): {"status.replicas": "status.replicas"},
+    ("batch", "Job"): {"status.successful": "status.successful"},
+    ("certificates.k8s.io", "CertificateSigningRequest"): {"spec.signerName": "spec.signerName"},
+}
+
+
+def field_labels(group: str, kind: str) -> Mapping[str, str]:
+    """The field labels a field selector may name for a kind, each mapped to the object path it reads."""
+    return {**_COMMON_FIELDS, **_KIND_FIELDS.get((group, kind), {})}
+
+
+def field_selector(text: str | None, supported: Mapping[str, str] | None = None) -> Matcher | None:
+    """Compile `metadata.name=x,status.phase!=Running` (`=`, `==` or `!=`).
+
+    `supported` maps the allowed field labels to the paths they read (see `field_labels`): any other label is a 400,
+    as the API server answers. Without it, any dotted path is read as is.
+    """
     if not text or not text.strip():
         return None
     checks: list[tuple[str, bool, str]] = []
@@ -109,7 +145,12 @@ def field_selector(text: str | None) -> Matcher | None:
         m = re.match(r"^\s*([A-Za-z0-9_.]+)\s*(==|=|!=)\s*(.*?)\s*$", term)
         if not m:
             raise ApiError.bad_request(f"invalid field selector: {term.strip()!r}")
-        path, op, value = m.groups()
+        label, op, value = m.groups()
+        path = label
+        if supported is not None:
+            if label not in supported:
+                raise ApiError.bad_request(f"field label not supported: {label}")
+            path = supported[label]
         checks.append((path, op != "!=", value))
 
     def match(obj: Obj) -> bool:

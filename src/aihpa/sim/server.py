@@ -28,18 +28,22 @@ from aihpa.sim.openapi import OpenApi
 from aihpa.sim.protobuf import CONTENT_TYPE as PROTOBUF
 from aihpa.sim.protobuf import ProtobufError, decode_object
 from aihpa.sim.resources import Registry, ResourceType
-from aihpa.sim.selectors import field_selector, label_selector
+from aihpa.sim.selectors import field_labels, field_selector, label_selector
 from aihpa.sim.store import Event, Store
 from aihpa.sim.tables import to_table
 from aihpa.sim.types import Obj
 from aihpa.sim.workload import Workloads
 
-__all__ = ["MAX_BODY_BYTES", "ServerSettings", "build_app"]
+__all__ = ["MAX_BODY_BYTES", "MAX_BODY_DEPTH", "MAX_YAML_ALIAS_NODES", "ServerSettings", "build_app"]
 
 logger = logging.getLogger(__name__)
 
 #: The API server's request body limit (3 MiB).
 MAX_BODY_BYTES = 3 * 1024 * 1024
+#: The deepest nesting of objects and arrays a request body may have.
+MAX_BODY_DEPTH = 100
+#: How many nodes YAML aliases may add to a document when expanded (an alias bomb expands to millions).
+MAX_YAML_ALIAS_NODES = 10_000
 
 _JSON = "application/json"
 _VERBS_BY_METHOD = {"POST": "create", "PUT": "update", "PATCH": "patch"}
@@ -266,9 +270,10 @@ class Server:
             except (ProtobufError, UnicodeDecodeError) as exc:
                 raise ApiError(415, str(exc), reason="UnsupportedMediaType") from exc
         try:
-            if "yaml" in ctype:
-                return yaml.safe_load(raw)
-            return json.loads(raw)
+            return _decode_yaml(raw) if "yaml" in ctype else _decode_json(raw)
+        except RecursionError as exc:
+            raise ApiError.bad_request(f"couldn't decode the request body: nesting deeper than {MAX_BODY_DEPTH} "
+                                       "levels") from exc
         except (ValueError, yaml.YAMLError) as exc:
             raise ApiError.bad_request(f"couldn't decode the request body: {str(exc).splitlines()[0]}") from exc
 
@@ -292,8 +297,8 @@ class Server:
         limit = _int_param(q, "limit")
         listed = self.api.list(target.rt, namespace=target.namespace, label=q.get("labelSelector"),
                                fields=q.get("fieldSelector"), limit=limit, continue_token=q.get("continue"))
-        rv = q.get("resourceVersion")
-        if rv and rv != "0" and q.get("resourceVersionMatch") == "Exact" and rv != listed["metadata"][
+        rv = _resource_version(q.get("resourceVersion"))
+        if rv is not None and q.get("resourceVersionMatch") == "Exact" and str(rv) != listed["metadata"][
                 "resourceVersion"]:
             raise ApiError.gone(f"too old resource version: {rv}")
         if _wants_table(request):
@@ -317,20 +322,15 @@ class Server:
         bookmarks = _flag(q, "allowWatchBookmarks")
         initial_events = _flag(q, "sendInitialEvents")
         raw_rv = q.get("resourceVersion", "")
-        since: int | None
-        if raw_rv in ("", "0") or initial_events:
+        since = _resource_version(raw_rv)
+        if initial_events:
             since = None
-        else:
-            try:
-                since = int(raw_rv)
-            except ValueError as exc:
-                raise ApiError.bad_request(f"invalid resource version {raw_rv!r}") from exc
         table = _wants_table(request)
         labels = label_selector(q.get("labelSelector"))
         selector = q.get("fieldSelector") or ""
         if target.name is not None:  # watching one object (a legacy path form): a name field selector
             selector = ",".join(s for s in (selector, f"metadata.name={target.name}") if s)
-        fields = field_selector(selector)
+        fields = field_selector(selector, field_labels(target.rt.group, target.rt.kind))
         resp = web.StreamResponse(status=200, headers={"Content-Type": _JSON, "Cache-Control": "no-cache"})
         resp.enable_chunked_encoding()
         expired: ApiError | None = None
@@ -441,10 +441,85 @@ class Server:
             return _json_response(item)
         q = request.query
         pods, _ = self.store.list(pods_rt, namespace=target.namespace, labels=label_selector(q.get("labelSelector")),
-                                  fields=field_selector(q.get("fieldSelector")))
+                                  fields=field_selector(q.get("fieldSelector"), field_labels("", "Pod")))
         items = [m for p in pods if (m := self.workloads.pod_metrics(p, now=now, demand_cache=cache)) is not None]
         return _json_response({"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1", "metadata": {},
                                "items": items})
+
+
+def _resource_version(raw: str | None) -> int | None:
+    """A list or watch `resourceVersion`: None when unset or "0" (any version), else a uint64 (400 otherwise)."""
+    if raw is None or raw in ("", "0"):
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 20 or int(raw) >= 2**64:
+        raise ApiError.bad_request(f"invalid resource version: {raw!r} is not a non-negative integer")
+    return int(raw)
+
+
+def _decode_json(raw: bytes) -> Any:
+    value = json.loads(raw)  # a RecursionError on absurd nesting; the depth check catches the merely deep
+    _check_depth(value)
+    return value
+
+
+def _check_depth(value: Any) -> None:
+    """Refuse nesting deeper than MAX_BODY_DEPTH, walking without recursion."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > MAX_BODY_DEPTH:
+            raise ValueError(f"nesting deeper than {MAX_BODY_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in children)
+
+
+def _decode_yaml(raw: bytes) -> Any:
+    """One YAML document, refused before construction when it nests too deep or its aliases expand too far."""
+    loader = yaml.SafeLoader(raw)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_yaml_node(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_yaml_node(root: yaml.Node) -> None:
+    """Depth and expanded size of a composed document, measured without expanding it: an alias is the same node
+    object met again, so each node's size is computed once."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        if done:
+            on_path.discard(key)
+            size[key] = 1 + sum(size[id(c)] for c in children)
+            depth[key] = 0 if isinstance(node, yaml.ScalarNode) else 1 + max(
+                (depth[id(c)] for c in children), default=0)
+            if depth[key] > MAX_BODY_DEPTH:
+                raise ValueError(f"nesting deeper than {MAX_BODY_DEPTH} levels")
+            continue
+        if key in size:
+            continue  # an alias of a node already measured
+        if key in on_path:
+            raise ValueError("document contains a recursive alias")
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in size)
+    if size[id(root)] - len(size) > MAX_YAML_ALIAS_NODES:
+        raise ValueError("document contains excessive aliasing")
 
 
 def _int_param(q: Any, name: str) -> int | None:

@@ -365,8 +365,11 @@ class Store:
                 ns = o["metadata"].get("namespace", "")
                 w.events.append(Event(rv=rv, type="ADDED", obj=o, old=None, namespace=ns))
         else:
-            if since < self._compacted.get(storage.key, 0):
-                raise ApiError.gone(f"too old resource version: {since} ({self._compacted[storage.key] + 1})")
+            if since < 0:
+                raise ApiError.bad_request(f"invalid resource version: {since} is negative")
+            compacted = self._compacted.get(storage.key, 0)
+            if since < compacted:
+                raise ApiError.gone(f"too old resource version: {since} ({compacted + 1})")
             if since > self._rv:
                 # a resourceVersion from the future is not one this server issued
                 raise ApiError(504, f"Too large resource version: {since}, current: {self._rv}", reason="Timeout",

@@ -5,6 +5,12 @@ cores as a function of virtual time) comes from a trace or a function attached t
 the `sim.aihpa.io/trace` annotation. Usage per ready pod is the demand split evenly over the ready pods, capped at the
 pod's CPU limit (or request). Pods are owned directly by their Deployment: there are no ReplicaSets.
 
+The cluster holds at most `pod_capacity` scheduled pods: pods beyond it stay Pending, unschedulable, as on a full
+cluster, and take the room that frees up first come first served. Pod objects themselves are bounded too (at most
+`max_pending_pods` unschedulable ones): a Deployment asking for more gets a ReplicaFailure condition, as under a
+quota. Work comes in batches of `batch` pod writes; the rest continues on later loop turns, so a huge scale request
+never starves other requests.
+
 It reacts to store events synchronously and reads time only from the injected `Clock`; it must never sleep on the
 wall clock or block the event loop.
 """
@@ -19,7 +25,7 @@ import json
 import logging
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +40,7 @@ from aihpa.sim.types import Obj
 from aihpa.traces import Trace
 
 __all__ = [
+    "DEFAULT_POD_CAPACITY",
     "STARTUP_ANNOTATION",
     "TRACE_ANNOTATION",
     "Demand",
@@ -56,6 +63,13 @@ STARTUP_ANNOTATION = "sim.aihpa.io/startup-seconds"
 Demand = Callable[[float], float]
 
 _NODE = "sim-node-1"
+
+#: Scheduled pods a simulated cluster holds unless told otherwise.
+DEFAULT_POD_CAPACITY = 10_000
+#: Pod writes (creations, deletions, bindings, starts) done in one go before yielding to the event loop.
+DEFAULT_BATCH = 500
+_UNSCHEDULABLE_MESSAGE = ("0/1 nodes are available: 1 Too many pods. preemption: 0/1 nodes are available: 1 No "
+                          "preemption victims found for incoming pod.")
 
 
 class TraceDemand:
@@ -130,10 +144,22 @@ class Workloads:
         clock: Clock,
         startup_delay: float = 5.0,
         seed: int = 0,
+        pod_capacity: int = DEFAULT_POD_CAPACITY,
+        max_pending_pods: int | None = None,
+        batch: int = DEFAULT_BATCH,
     ) -> None:
+        if pod_capacity < 0:
+            raise ValueError(f"pod_capacity must be at least 0, got {pod_capacity}")
+        if max_pending_pods is not None and max_pending_pods < 0:
+            raise ValueError(f"max_pending_pods must be at least 0, got {max_pending_pods}")
+        if batch < 1:
+            raise ValueError(f"batch must be at least 1, got {batch}")
         self.store = store
         self.clock = clock
         self.startup_delay = startup_delay
+        self.pod_capacity = pod_capacity
+        self.max_pending_pods = pod_capacity if max_pending_pods is None else max_pending_pods
+        self.batch = batch
         self._deployments = self._type(registry, "apps/v1", "Deployment")
         self._pods = self._type(registry, "v1", "Pod")
         self._rng = random.Random(seed)
@@ -149,6 +175,13 @@ class Workloads:
         self._current: tuple[str, str] | None = None
         self._reconciling = False
         self._dirty: set[tuple[str, str]] = set()
+        # the scheduler: uids of pods bound to the node, and of pods waiting for room (in arrival order)
+        self._bound: set[str] = set()
+        self._waiting: dict[str, tuple[str, str]] = {}
+        # Deployments whose reconciliation stopped at a batch's end, and those refused pods for want of room
+        self._backlog: dict[tuple[str, str], None] = {}
+        self._starved: set[tuple[str, str]] = set()
+        self._continuation: asyncio.Handle | None = None
         store.add_listener(self._on_event)
 
     @staticmethod
@@ -195,8 +228,10 @@ class Workloads:
                 self._reconcile_soon(ev.namespace, ev.obj["metadata"]["name"])
         elif rt.key == self._pods.key:
             meta = ev.obj["metadata"]
-            if ev.type == "ADDED" and (ev.obj.get("status") or {}).get("phase", "Pending") == "Pending":
-                self._schedule(ev.obj)
+            if ev.type == "ADDED":
+                self._admit(ev.obj)
+            elif ev.type == "DELETED" or (ev.obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                self._release(ev.obj)  # deleted or finished: its room is free
             owner = next((r for r in meta.get("ownerReferences") or [] if r.get("kind") == "Deployment"), None)
             if owner is None or (ev.namespace, str(owner.get("name"))) == self._current:
                 return  # a pod written by the reconciliation under way, which counts pods afresh at its end
@@ -206,8 +241,22 @@ class Workloads:
     def _reconcile_soon(self, namespace: str, name: str) -> None:
         """Reconcile now, unless already inside a reconciliation: then once more when it ends."""
         self._dirty.add((namespace, name))
-        if self._reconciling:
-            return
+        if not self._reconciling:
+            self._flush()
+
+    @contextlib.contextmanager
+    def _coalesced(self) -> Iterator[None]:
+        """Many pod writes in a row: each Deployment they touch is reconciled once, at the end."""
+        outer = self._reconciling
+        self._reconciling = True
+        try:
+            yield
+        finally:
+            self._reconciling = outer
+        if not outer:
+            self._flush()
+
+    def _flush(self) -> None:
         self._reconciling = True
         try:
             rounds = 0
@@ -228,27 +277,152 @@ class Workloads:
         return self.store.dependents(dep["metadata"]["uid"], self._pods)
 
     def _reconcile(self, dep: Obj) -> None:
+        """One batch of pod writes towards the Deployment's spec; what is left continues on a later loop turn."""
         spec = dep.get("spec") or {}
         meta = dep["metadata"]
         ns = meta.get("namespace", "")
+        key = (ns, meta["name"])
         template = spec.get("template") or {}
         pods = self._owned_pods(dep)
+        self._backlog.pop(key, None)
+        self._starved.discard(key)
+        refused = 0
         if not spec.get("paused"):
             desired = int(spec.get("replicas", 1) or 0)
             current_hash = self._template_hash(template)
             new = [p for p in pods if p["metadata"].get("labels", {}).get("pod-template-hash") == current_hash]
             old = [p for p in pods if p["metadata"].get("labels", {}).get("pod-template-hash") != current_hash]
-            for _ in range(desired - len(new)):
-                self._create_pod(dep, template, current_hash)
-            for victim in self._victims(new, len(new) - desired):
+            budget = self.batch
+            missing = desired - len(new)
+            if missing > 0:
+                room = max(0, self.pod_capacity + self.max_pending_pods - self.store.count(self._pods))
+                count = min(missing, budget, room)
+                for _ in range(count):
+                    self._create_pod(dep, template, current_hash)
+                budget -= count
+                if room < min(missing, self.batch):
+                    refused = missing - count
+                    self._starved.add(key)
+            victims = self._victims(new, len(new) - desired)
+            for victim in victims[:budget]:
                 self._delete_pod(ns, victim)
+            budget -= min(budget, len(victims))
             recreate = (spec.get("strategy") or {}).get("type") == "Recreate"
             ready_new = sum(1 for p in new if _is_ready(p))
             keep_old = 0 if recreate else max(0, desired - ready_new)
-            for victim in self._victims(old, len(old) - keep_old):
+            old_victims = self._victims(old, len(old) - keep_old)
+            for victim in old_victims[:budget]:
                 self._delete_pod(ns, victim)
+            budget -= min(budget, len(old_victims))
+            if budget == 0 and not refused:
+                self._continue(key)
             pods = self._owned_pods(dep)
-        self._update_status(dep, pods, self._template_hash(template))
+        self._update_status(dep, pods, self._template_hash(template), refused=refused)
+
+    def _continue(self, key: tuple[str, str]) -> None:
+        """Reconcile this Deployment again on a later loop turn (its batch ran out)."""
+        self._backlog[key] = None
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._continuation is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (plain in-process use): the next reconciliation or `drain()` picks the work up
+        self._continuation = loop.call_soon(self._drain_batch)
+
+    def _drain_batch(self) -> None:
+        """One batch of deferred work: bind waiting pods to freed room, then continue cut-short reconciliations."""
+        self._continuation = None
+        if self.drain(limit=self.batch):
+            self._kick()
+
+    def drain(self, *, limit: int | None = None) -> bool:
+        """Do deferred work (about `limit` pod writes; all of it when None); True when some is left."""
+        budget = limit if limit is not None else math.inf
+        with self._coalesced():
+            budget -= self._bind_waiting(budget)
+        if self._starved and self._has_room():
+            for key in self._starved:
+                self._backlog[key] = None
+            self._starved.clear()
+        while self._backlog and budget > 0:
+            key = next(iter(self._backlog))
+            self._backlog.pop(key)
+            before = self.store.resource_version
+            self._reconcile_soon(*key)
+            budget -= max(1, self.store.resource_version - before)
+        return bool(self._backlog) or (bool(self._waiting) and len(self._bound) < self.pod_capacity)
+
+    def close(self) -> None:
+        """Drop the scheduled continuation (the cluster is stopping)."""
+        if self._continuation is not None:
+            self._continuation.cancel()
+            self._continuation = None
+
+    # ---- scheduling: a node with room for `pod_capacity` pods --------------------------------------------------
+
+    def _has_room(self) -> bool:
+        return self.store.count(self._pods) < self.pod_capacity + self.max_pending_pods
+
+    def _admit(self, pod: Obj) -> None:
+        """A new pod: bound at once when it names its node or the cluster has room, else left Pending."""
+        meta = pod["metadata"]
+        uid = str(meta["uid"])
+        status = pod.get("status") or {}
+        phase = status.get("phase", "Pending")
+        if phase not in ("Pending", "Running"):
+            return  # a finished pod holds no room
+        if _unschedulable(pod):
+            self._waiting[uid] = (meta.get("namespace", ""), meta["name"])
+            return
+        if phase == "Running" or (pod.get("spec") or {}).get("nodeName"):
+            self._bound.add(uid)
+            if phase == "Pending":
+                self._schedule(pod)
+            return
+        if len(self._bound) < self.pod_capacity:
+            self._bound.add(uid)
+            self._schedule(pod)
+            return
+        self._waiting[uid] = (meta.get("namespace", ""), meta["name"])
+        self.store.update(self._pods, _mark_unschedulable(pod, rfc3339(self.clock.now())), bump_generation=False)
+
+    def _release(self, pod: Obj) -> None:
+        uid = str(pod["metadata"]["uid"])
+        self._waiting.pop(uid, None)
+        freed = uid in self._bound
+        self._bound.discard(uid)
+        if (freed and self._waiting) or self._starved:
+            self._kick()
+
+    def _bind_waiting(self, budget: float) -> int:
+        """Waiting pods take the room that freed up, first come first served; returns how many were bound."""
+        bound = 0
+        now = rfc3339(self.clock.now())
+        while self._waiting and len(self._bound) < self.pod_capacity and bound < budget:
+            uid = next(iter(self._waiting))
+            ns, name = self._waiting.pop(uid)
+            pod = self.store.get(self._pods, ns, name)
+            if pod is None or pod["metadata"]["uid"] != uid:
+                continue
+            self._bound.add(uid)
+            bound += 1
+            scheduled = self.store.update(self._pods, _mark_scheduled(pod, now), bump_generation=False)
+            self._schedule(scheduled)
+        return bound
+
+    @property
+    def scheduled_pods(self) -> int:
+        """Pods bound to the node (starting or running)."""
+        return len(self._bound)
+
+    @property
+    def unschedulable_pods(self) -> int:
+        """Pods left Pending for want of room."""
+        return len(self._waiting)
 
     def _template_hash(self, template: Obj) -> str:
         """Hash of a pod template, memoized by identity: stored objects are immutable and share unchanged parts,
@@ -284,7 +458,6 @@ class Workloads:
         pod_spec.setdefault("dnsPolicy", "ClusterFirst")
         pod_spec.setdefault("schedulerName", "default-scheduler")
         pod_spec.setdefault("terminationGracePeriodSeconds", 30)
-        pod_spec["nodeName"] = _NODE
         pod: Obj = {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -299,21 +472,18 @@ class Workloads:
                 }],
             },
             "spec": pod_spec,
-            "status": {
-                "phase": "Pending",
-                "conditions": [{"type": "PodScheduled", "status": "True",
-                                "lastTransitionTime": rfc3339(self.clock.now())}],
-                "hostIP": "10.0.0.1",
-                "qosClass": "Burstable",
-            },
+            "status": {"phase": "Pending", "qosClass": "Burstable"},
         }
-        self.store.create(self._pods, pod)
+        now = rfc3339(self.clock.now())
+        # the scheduler's decision, made at once so that a pod is written once
+        full = len(self._bound) >= self.pod_capacity
+        self.store.create(self._pods, _mark_unschedulable(pod, now) if full else _mark_scheduled(pod, now))
 
     def _delete_pod(self, namespace: str, pod: Obj) -> None:
         with contextlib.suppress(ApiError):  # already gone (deleted by its owner's garbage collection)
             self.store.delete(self._pods, namespace, pod["metadata"]["name"])
 
-    def _update_status(self, dep: Obj, pods: list[Obj], current_hash: str) -> None:
+    def _update_status(self, dep: Obj, pods: list[Obj], current_hash: str, *, refused: int = 0) -> None:
         spec = dep.get("spec") or {}
         desired = int(spec.get("replicas", 1) or 0)
         ready = sum(1 for p in pods if _is_ready(p))
@@ -352,6 +522,12 @@ class Workloads:
                  f'Deployment "{name}" has successfully progressed.' if progressing_done
                  else f'Deployment "{name}" is progressing.'),
         ]
+        if refused:
+            status["conditions"].append(cond(
+                "ReplicaFailure", True, "FailedCreate",
+                f"pods for {name} are forbidden: the cluster holds at most "
+                f"{self.pod_capacity + self.max_pending_pods} pods ({self.pod_capacity} scheduled, "
+                f"{self.max_pending_pods} pending)"))
         if status == old_status:
             return
         self.store.update(self._deployments, {**dep, "status": status}, bump_generation=False)
@@ -381,17 +557,20 @@ class Workloads:
             self._poked = True
             self._run_task.cancel()
 
-    def start_due_pods(self) -> int:
-        """Mark Running and Ready every pending pod whose start-up delay has passed; returns how many."""
+    def start_due_pods(self, *, limit: int | None = None) -> int:
+        """Mark Running and Ready the pending pods whose start-up delay has passed (at most `limit` looked at);
+        returns how many started. Their Deployments are reconciled once each, at the end."""
         now = self.clock.now()
-        started = 0
-        while self._pending and self._pending[0][0] <= now:
-            _, _, item = heapq.heappop(self._pending)
-            pod = self.store.get(self._pods, item.namespace, item.name)
-            if pod is None or pod["metadata"]["uid"] != item.uid:
-                continue
-            self.store.update(self._pods, _running(pod, rfc3339(item.ready_at)), bump_generation=False)
-            started += 1
+        started = looked = 0
+        with self._coalesced():
+            while self._pending and self._pending[0][0] <= now and (limit is None or looked < limit):
+                _, _, item = heapq.heappop(self._pending)
+                looked += 1
+                pod = self.store.get(self._pods, item.namespace, item.name)
+                if pod is None or pod["metadata"]["uid"] != item.uid:
+                    continue
+                self.store.update(self._pods, _running(pod, rfc3339(item.ready_at)), bump_generation=False)
+                started += 1
         return started
 
     def next_start(self) -> float | None:
@@ -408,11 +587,13 @@ class Workloads:
         try:
             while True:
                 try:
-                    self.start_due_pods()
+                    self.start_due_pods(limit=self.batch)
                     self._wake.clear()
                     nxt = self.next_start()
                     if nxt is None:
                         await self._wake.wait()
+                    elif nxt <= self.clock.now():
+                        await asyncio.sleep(0)  # more are due: let other work in between batches
                     else:
                         self._sleeping_until = nxt
                         await self.clock.sleep(max(0.0, nxt - self.clock.now()))
@@ -497,6 +678,24 @@ def _max_unavailable(spec: Obj, desired: int) -> int:
         return int(raw)
     except (TypeError, ValueError):
         return 0
+
+
+def _unschedulable(pod: Obj) -> bool:
+    conds = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "PodScheduled" and c.get("status") == "False" for c in conds if isinstance(c, dict))
+
+
+def _mark_scheduled(pod: Obj, now: str) -> Obj:
+    status = {**(pod.get("status") or {}), "hostIP": "10.0.0.1",
+              "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": now}]}
+    return {**pod, "spec": {**(pod.get("spec") or {}), "nodeName": _NODE}, "status": status}
+
+
+def _mark_unschedulable(pod: Obj, now: str) -> Obj:
+    status = {**(pod.get("status") or {}), "phase": "Pending",
+              "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                              "message": _UNSCHEDULABLE_MESSAGE, "lastTransitionTime": now}]}
+    return {**pod, "status": status}
 
 
 def _running(pod: Obj, started: str) -> Obj:
