@@ -35,6 +35,8 @@ def add_commands(subparsers: Any) -> None:
     serve.add_argument("--replicas", type=int, default=2, help="initial replicas of --deployment (default 2)")
     serve.add_argument("--speed", type=float, default=1.0,
                        help="virtual seconds per real second (e.g. 60 replays an hour a minute; default 1)")
+    serve.add_argument("--pod-capacity", type=int, default=10_000,
+                       help="pods the cluster schedules; more stay Pending, unschedulable (default 10000)")
     serve.add_argument("--startup-seconds", type=float, default=5.0,
                        help="virtual seconds from pod creation to Ready (default 5)")
     serve.add_argument("--duration", type=float, default=None,
@@ -53,6 +55,8 @@ def _check(args: argparse.Namespace) -> None:
         raise UserError("--deployment needs --trace")
     if args.peak_cores <= 0:
         raise UserError(f"--peak-cores must be positive, got {args.peak_cores}")
+    if args.pod_capacity < 0:
+        raise UserError(f"--pod-capacity must be at least 0, got {args.pod_capacity}")
     if args.replicas < 0:
         raise UserError(f"--replicas must be at least 0, got {args.replicas}")
     if args.duration is not None and args.duration <= 0:
@@ -83,7 +87,8 @@ async def _run(args: argparse.Namespace) -> int:
 
     trace = load_trace(args.trace, column=args.column) if args.trace else None
     clock = VirtualClock(start=time.time(), speed=args.speed)
-    cluster = Cluster(clock=clock, tls=args.tls, port=args.port, startup_delay=args.startup_seconds)
+    cluster = Cluster(clock=clock, tls=args.tls, port=args.port, startup_delay=args.startup_seconds,
+                      pod_capacity=args.pod_capacity)
     try:
         await cluster.start()
     except OSError as exc:
