@@ -57,8 +57,9 @@ def _status(cluster: Cluster) -> dict[str, Any]:
 
 
 async def test_an_hpa_scales_a_loaded_deployment_up_and_reports_why(sim_cluster: Cluster) -> None:
-    # 3 cores over 2 pods capped at 1 core each: 200% of the 500m request, against a 70% target
-    await _loaded(sim_cluster, cores=3.0)
+    # 3 cores over 2 pods capped at 1 core each: 200% of the 500m request, against a 70% target; `behavior: {}` asks
+    # for the autoscaling/v2 default rules (an HPA without behavior takes the legacy path)
+    await _loaded(sim_cluster, cores=3.0, behavior={})
     await _until_scaled(sim_cluster, 2)
     assert _replicas(sim_cluster) == 6  # ceil(2 × 200/70) = 6, within the default +4 pods per 15 s
     status = _status(sim_cluster)
@@ -67,10 +68,11 @@ async def test_an_hpa_scales_a_loaded_deployment_up_and_reports_why(sim_cluster:
     conditions = {c["type"]: c for c in status["conditions"]}
     assert conditions["ScalingActive"]["status"] == "True"
     assert conditions["AbleToScale"]["status"] == "True"
-    # later rounds see the new pods: 100% of the request over 6 pods -> 9, then 67% is within the tolerance
+    # later rounds see the new pods: 100% of the request over 6 pods -> 9, then 66% is within the tolerance
     await sim_cluster.advance(60)
     assert _replicas(sim_cluster) == 9
-    assert _status(sim_cluster)["currentMetrics"][0]["resource"]["current"]["averageUtilization"] == 67
+    # 3 cores over 9 × 500m is 66.7%: upstream reports the truncated whole percent (GetResourceUtilizationRatio)
+    assert _status(sim_cluster)["currentMetrics"][0]["resource"]["current"]["averageUtilization"] == 66
 
 
 async def test_the_hpa_keeps_the_count_within_min_and_max(sim_cluster: Cluster) -> None:
@@ -91,7 +93,7 @@ async def test_scale_down_waits_for_the_300_s_stabilization_window(sim_cluster: 
     load = {"cores": 3.0}
     sim_cluster.attach("default", "web", lambda _t: load["cores"])
     await sim_cluster.create(deployment_manifest("web", replicas=2))
-    await sim_cluster.create(hpa_manifest("web"))
+    await sim_cluster.create(hpa_manifest("web", behavior={}))  # the v2 defaults: 300 s window, -100% per 15 s
     await sim_cluster.advance(10)
     await _until_scaled(sim_cluster, 2)
     assert _replicas(sim_cluster) == 6

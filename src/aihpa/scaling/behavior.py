@@ -7,6 +7,12 @@ calculateScaleDownLimitWithBehaviors) and the defaults of the autoscaling/v2 API
 - scaleUp: no stabilization; the larger of +100% and +4 pods per 15 s (selectPolicy Max);
 - scaleDown: a 300 s stabilization window; -100% per 15 s.
 
+Before either normalization, reconcileAutoscaler handles two states on its own: a target scaled to 0 replicas (with
+min > 0) is paused and stays at 0, and a current count outside [min, max] goes straight to the bound, without
+stabilization or rate limits. An HPA without `spec.behavior` takes the legacy path (`LegacyBehavior`:
+normalizeDesiredReplicas, stabilizeRecommendation, convertDesiredReplicasWithRules), which is not the same as the
+v2 defaults: scale-up is capped at max(2 × current, 4) per sync, scale-down only stabilized.
+
 Upstream keeps the recommendation and scale-event histories in mutable maps and reads `time.Now()` inside helpers; here
 the history is a frozen `BehaviorState`, `now` (seconds, any epoch) is an argument, and every function returns a new
 state. Timestamps compare as upstream does: a record counts while it is strictly newer than `now - window`.
@@ -26,8 +32,11 @@ __all__ = [
     "DEFAULT_BEHAVIOR",
     "DEFAULT_SCALE_DOWN",
     "DEFAULT_SCALE_UP",
+    "LEGACY_SCALE_UP_FACTOR",
+    "LEGACY_SCALE_UP_MINIMUM",
     "Behavior",
     "BehaviorState",
+    "LegacyBehavior",
     "ScaleEvent",
     "ScalingPolicy",
     "ScalingRules",
@@ -108,6 +117,29 @@ class Behavior:
 
 
 DEFAULT_BEHAVIOR = Behavior()
+
+#: calculateScaleUpLimit: without behavior a sync may at most double the count, or reach this many pods.
+LEGACY_SCALE_UP_FACTOR = 2
+LEGACY_SCALE_UP_MINIMUM = 4
+
+
+@dataclass(frozen=True)
+class LegacyBehavior:
+    """What an HPA without `spec.behavior` gets: a scale-down stabilization window and the min/max bounds.
+
+    `downscale_stabilization_seconds` is kube-controller-manager's --horizontal-pod-autoscaler-downscale-stabilization.
+    No scale events are kept: the legacy path has no rate policies.
+    """
+
+    min_replicas: int = 1
+    max_replicas: int = 100
+    downscale_stabilization_seconds: int = 300
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_replicas <= self.max_replicas:
+            raise ValueError(f"need 0 <= min ({self.min_replicas}) <= max ({self.max_replicas})")
+        if self.downscale_stabilization_seconds < 0:
+            raise ValueError("downscale stabilization must be >= 0 seconds")
 
 
 @dataclass(frozen=True)
@@ -223,50 +255,103 @@ def _rate_limit(
     return desired, ""
 
 
-_EXPLAIN = {
-    "ScaleUpStabilized": "held by the scale-up stabilization window",
-    "ScaleDownStabilized": "held by the scale-down stabilization window (a recent recommendation was higher)",
-    "ScaleUpLimit": "limited by the scale-up rate policy",
-    "ScaleDownLimit": "limited by the scale-down rate policy",
-    "TooManyReplicas": "capped at maxReplicas",
-    "TooFewReplicas": "raised to minReplicas",
-}
+def _legacy_stabilize(
+    *, desired: int, window_seconds: int, state: BehaviorState, now: float
+) -> tuple[int, BehaviorState]:
+    """stabilizeRecommendation: the highest recommendation of the downscale window, this one included.
+
+    Upstream counts a record unless it is strictly older than the cutoff (`Before(cutoff)`), so one exactly
+    `window_seconds` old still counts; and nothing bounds the result by the current count.
+    """
+    cutoff = now - window_seconds
+    kept = tuple((t, r) for t, r in state.recommendations if t >= cutoff)
+    stabilized = max((r for _, r in kept), default=desired)
+    return max(stabilized, desired), replace(state, recommendations=(*kept, (now, desired)))
+
+
+def _legacy_rules(*, current: int, desired: int, behavior: LegacyBehavior) -> tuple[int, str]:
+    """convertDesiredReplicasWithRules: min, then the lower of max and max(2 × current, 4)."""
+    scale_up_limit = max(LEGACY_SCALE_UP_FACTOR * current, LEGACY_SCALE_UP_MINIMUM)
+    if behavior.max_replicas > scale_up_limit:
+        allowed, why = scale_up_limit, "ScaleUpLimit"
+    else:
+        allowed, why = behavior.max_replicas, "TooManyReplicas"
+    if desired < behavior.min_replicas:
+        return behavior.min_replicas, "TooFewReplicas"
+    if desired > allowed:
+        return allowed, why
+    return desired, ""
+
+
+def _explain(limited_by: str, *, min_replicas: int, max_replicas: int) -> str:
+    return {
+        "ScaleUpStabilized": "held by the scale-up stabilization window",
+        "ScaleDownStabilized": "held by the scale-down stabilization window (a recent recommendation was higher)",
+        "ScaleUpLimit": "limited by the scale-up rate policy",
+        "ScaleDownLimit": "limited by the scale-down rate policy",
+        "TooManyReplicas": f"capped at max {max_replicas}",
+        "TooFewReplicas": f"raised to min {min_replicas}",
+    }[limited_by]
 
 
 def apply_behavior(
     *,
     current: int,
     desired: int,
-    behavior: Behavior,
+    behavior: Behavior | LegacyBehavior,
     state: BehaviorState,
     now: float,
     reason: str,
 ) -> tuple[Decision, BehaviorState]:
-    """The HPA's normalize step: min/max on the current count, stabilization, then rate limits and min/max.
+    """The HPA's normalize step, in reconcileAutoscaler's order.
+
+    - a target at 0 replicas with min > 0 is paused ("ScalingDisabled"): it stays at 0;
+    - a current count above max (below min) goes to max (min) directly: no stabilization, no rate limits, and no
+      recommendation recorded;
+    - otherwise stabilization, then rate limits and min/max (`Behavior`, normalizeDesiredReplicasWithBehaviors), or
+      the legacy rules of an HPA without `spec.behavior` (`LegacyBehavior`, normalizeDesiredReplicas).
 
     `desired` is the raw recommendation and `reason` why it was made. Scale events are not recorded here: call
     `record_scale` once the new count has actually been applied.
     """
-    recommended = desired
-    out_of_range = ""
-    if current > behavior.max_replicas:
-        # upstream skips the metrics and goes to the bound when the current count is out of range
-        desired, out_of_range = behavior.max_replicas, "TooManyReplicas"
-    elif current < behavior.min_replicas:
-        desired, out_of_range = behavior.min_replicas, "TooFewReplicas"
-    stabilized, why_stable, state = stabilize(
-        current=current, desired=desired, behavior=behavior, state=state, now=now
-    )
-    replicas, why_rate = _rate_limit(current=current, desired=stabilized, behavior=behavior, state=state, now=now)
-    limited_by = why_rate or why_stable or out_of_range
+    lo, hi = behavior.min_replicas, behavior.max_replicas
+    if current == 0 and lo > 0:
+        text = f"scaling is disabled since the replica count of the target is zero (min {lo}); keeping 0"
+        return Decision(replicas=0, reason=text, recommended=desired, limited_by="ScalingDisabled"), state
+    if current > hi or current < lo:
+        bound, why, side = (hi, "TooManyReplicas", "above max") if current > hi else (lo, "TooFewReplicas", "below min")
+        text = (
+            f"{reason}; recommended {desired}; the current count {current} is {side} {bound}: "
+            f"{_explain(why, min_replicas=lo, max_replicas=hi)} directly, without stabilization or rate limits"
+        )
+        return Decision(replicas=bound, reason=text, recommended=desired, limited_by=why), state
+    if isinstance(behavior, LegacyBehavior):
+        stabilized, state = _legacy_stabilize(
+            desired=desired, window_seconds=behavior.downscale_stabilization_seconds, state=state, now=now
+        )
+        why_stable = "ScaleDownStabilized" if stabilized != desired else ""
+        replicas, why_rate = _legacy_rules(current=current, desired=stabilized, behavior=behavior)
+    else:
+        stabilized, why_stable, state = stabilize(
+            current=current, desired=desired, behavior=behavior, state=state, now=now
+        )
+        replicas, why_rate = _rate_limit(current=current, desired=stabilized, behavior=behavior, state=state, now=now)
+    limited_by = why_rate or why_stable
     text = reason
     if limited_by:
-        text = f"{reason}; recommended {recommended}, {_EXPLAIN[limited_by]}"
-    return Decision(replicas=replicas, reason=text, recommended=recommended, limited_by=limited_by), state
+        text = f"{reason}; recommended {desired}, {_explain(limited_by, min_replicas=lo, max_replicas=hi)}"
+    return Decision(replicas=replicas, reason=text, recommended=desired, limited_by=limited_by), state
 
 
-def record_scale(*, state: BehaviorState, behavior: Behavior, old: int, new: int, now: float) -> BehaviorState:
-    """Remember a scale change for the rate policies, dropping events older than the longest policy period."""
+def record_scale(
+    *, state: BehaviorState, behavior: Behavior | LegacyBehavior, old: int, new: int, now: float
+) -> BehaviorState:
+    """Remember a scale change for the rate policies, dropping events older than the longest policy period.
+
+    storeScaleEvent keeps nothing for an HPA without behavior (`LegacyBehavior`): it has no rate policies.
+    """
+    if isinstance(behavior, LegacyBehavior):
+        return state
     up = tuple(e for e in state.scale_up_events if e.time > now - behavior.scale_up.longest_period)
     down = tuple(e for e in state.scale_down_events if e.time > now - behavior.scale_down.longest_period)
     if new > old:

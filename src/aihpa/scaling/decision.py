@@ -17,7 +17,9 @@ class Decision:
 
     `replicas` is what to set the scale to. `recommended` is the count before behavior (stabilization, rate limits,
     min/max) shaped it. `reason` is one human sentence; `limited_by` names the behavior step that changed the
-    recommendation ("" when none did), in the Kubernetes condition vocabulary (ScaleDownStabilized, ScaleUpLimit...).
+    recommendation ("" when none did), in the Kubernetes condition vocabulary (ScaleDownStabilized, ScaleUpLimit...,
+    TooManyReplicas / TooFewReplicas when max / min decided the count, ScalingDisabled for a target paused at 0).
+    Whenever max or min decided the count, `reason` says so with the bound ("capped at max 10", "raised to min 2").
     """
 
     replicas: int

@@ -3,9 +3,13 @@
 Every `period_s` (15 s of virtual time, the controller manager's --horizontal-pod-autoscaler-sync-period) each
 `autoscaling/v2` HorizontalPodAutoscaler whose target is a Deployment and whose metric is a CPU Utilization resource
 target gets the upstream treatment: utilization of the target's pods (PodMetrics against CPU requests), the replica
-formula with its tolerance, then behavior (the HPA's own, or the Kubernetes defaults) and min/max; the result is
-written to the Deployment's scale and the HPA's status. The math is `aihpa.scaling`'s; this module only reads and
-writes the store, so the reactive baseline in the sim is the same algorithm the backtest and the controller use.
+formula with its tolerance (per direction from `behavior.scale{Up,Down}.tolerance`, else the controller-wide one),
+then normalization and min/max; the result is written to the Deployment's scale and the HPA's status. As upstream,
+an HPA with `spec.behavior` gets its rules with the autoscaling/v2 defaults for what it leaves out, and one without
+takes the legacy path (normalizeDesiredReplicas: scale-up capped at max(2 × current, 4), scale-down stabilized over
+the controller's downscale window); a target at 0 replicas is paused. The math is `aihpa.scaling`'s; this module
+only reads and writes the store, so the reactive baseline in the sim is the same algorithm the backtest and the
+controller use.
 
 Reads time only from the injected `Clock`; it must never sleep on the wall clock or block the event loop.
 """
@@ -15,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aihpa.clock import Clock
@@ -31,17 +35,29 @@ from aihpa.scaling import (
     hpa_replicas,
     record_scale,
 )
+from aihpa.scaling.behavior import LegacyBehavior
+from aihpa.scaling.hpa import Tolerance
 from aihpa.sim.resources import Registry, ResourceType
 from aihpa.sim.store import Event, Store, rfc3339
 from aihpa.sim.types import Obj
 from aihpa.sim.workload import Workloads, format_cpu, parse_cpu
 
-__all__ = ["HPA_SYNC_PERIOD_S", "HPAResult", "HorizontalPodAutoscalers", "behavior_of", "cpu_target"]
+__all__ = [
+    "HPA_DOWNSCALE_STABILIZATION_S",
+    "HPA_SYNC_PERIOD_S",
+    "HPAResult",
+    "HorizontalPodAutoscalers",
+    "behavior_of",
+    "cpu_target",
+    "tolerance_of",
+]
 
 logger = logging.getLogger(__name__)
 
 #: kube-controller-manager's default --horizontal-pod-autoscaler-sync-period.
 HPA_SYNC_PERIOD_S = 15.0
+#: kube-controller-manager's default --horizontal-pod-autoscaler-downscale-stabilization (the legacy path's window).
+HPA_DOWNSCALE_STABILIZATION_S = 300
 
 
 @dataclass(frozen=True)
@@ -71,15 +87,47 @@ def _rules(raw: Any, default: ScalingRules) -> ScalingRules:
     )
 
 
-def behavior_of(spec: Obj) -> Behavior:
-    """An HPA spec's behavior, min and max, with the autoscaling/v2 defaults for whatever it leaves out."""
-    raw = spec.get("behavior") or {}
+def behavior_of(
+    spec: Obj, *, downscale_stabilization_s: int = HPA_DOWNSCALE_STABILIZATION_S
+) -> Behavior | LegacyBehavior:
+    """An HPA spec's behavior, min and max, with the autoscaling/v2 defaults for whatever it leaves out.
+
+    Without `spec.behavior` (absent or null) upstream normalizes on the legacy path, not with the v2 defaults.
+    """
+    raw = spec.get("behavior")
+    if raw is None:
+        return LegacyBehavior(min_replicas=int(spec.get("minReplicas", 1)), max_replicas=int(spec["maxReplicas"]),
+                              downscale_stabilization_seconds=downscale_stabilization_s)
+    if not isinstance(raw, dict):
+        raise ValueError("spec.behavior must be an object")
     return Behavior(
         scale_up=_rules(raw.get("scaleUp"), DEFAULT_SCALE_UP),
-        scale_down=_rules(raw.get("scaleDown"), DEFAULT_SCALE_DOWN),
+        # maybeInitScaleDownStabilizationWindow: an unset scale-down window is the controller's downscale window
+        scale_down=_rules(raw.get("scaleDown"),
+                          replace(DEFAULT_SCALE_DOWN, stabilization_window_seconds=downscale_stabilization_s)),
         min_replicas=int(spec.get("minReplicas", 1)),
         max_replicas=int(spec["maxReplicas"]),
     )
+
+
+def _quantity(raw: Any) -> float:
+    """A non-negative decimal Quantity ("0.05", "50m"); ValueError for anything else, as the API would refuse it."""
+    text = str(raw).strip()
+    value = float(text[:-1]) / 1000.0 if text.endswith("m") else float(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"tolerance must be a quantity >= 0, not {text!r}")
+    return value
+
+
+def tolerance_of(spec: Obj, *, default: float = DEFAULT_TOLERANCE) -> Tolerance:
+    """`behavior.scaleUp.tolerance` / `behavior.scaleDown.tolerance` (KEP-4951), each falling back to `default`."""
+    raw = spec.get("behavior") or {}
+    per_direction = []
+    for key in ("scaleUp", "scaleDown"):
+        rules = raw.get(key) if isinstance(raw, dict) else None
+        value = rules.get("tolerance") if isinstance(rules, dict) else None
+        per_direction.append(default if value is None else _quantity(value))
+    return Tolerance(scale_up=per_direction[0], scale_down=per_direction[1])
 
 
 def cpu_target(spec: Obj) -> float | None:
@@ -105,12 +153,14 @@ class HorizontalPodAutoscalers:
         clock: Clock,
         period_s: float = HPA_SYNC_PERIOD_S,
         tolerance: float = DEFAULT_TOLERANCE,
+        downscale_stabilization_s: int = HPA_DOWNSCALE_STABILIZATION_S,
     ) -> None:
         self.store = store
         self.workloads = workloads
         self.clock = clock
         self.period_s = period_s
         self.tolerance = tolerance
+        self.downscale_stabilization_s = downscale_stabilization_s
         self._hpas = self._type(registry, "autoscaling/v2", "HorizontalPodAutoscaler")
         self._deployments = self._type(registry, "apps/v1", "Deployment")
         self._pods = self._type(registry, "v1", "Pod")
@@ -172,25 +222,26 @@ class HorizontalPodAutoscalers:
             return None
         now = self.clock.now()
         current = int((dep.get("spec") or {}).get("replicas", 1) or 0)
-        if current == 0:
-            return None  # upstream: scaling is disabled while the target is at zero
-        behavior = behavior_of(spec)
+        # a target at zero (with min > 0) is paused: apply_behavior keeps it there and the status says so
+        behavior = behavior_of(spec, downscale_stabilization_s=self.downscale_stabilization_s)
+        tolerance = tolerance_of(spec, default=self.tolerance)
         usage, requests, with_metrics, unready = self._pod_usage(dep, now=now)
         utilization = usage / requests if requests > 0 else None
+        percent = None
         if with_metrics == 0 or requests <= 0:
             desired, reason = current, "no pod reported metrics; keeping the current count"
         else:
             rec = hpa_replicas(current_replicas=current, usage=usage, pods_with_metrics=with_metrics,
                                target_utilization=target, request_per_pod=requests / with_metrics,
-                               unready_pods=unready, tolerance=self.tolerance)
-            desired, reason = rec.replicas, rec.reason
+                               unready_pods=unready, tolerance=tolerance)
+            desired, reason, percent = rec.replicas, rec.reason, rec.utilization_percent
         uid = meta.get("uid", "")
         decision, state = apply_behavior(current=current, desired=desired, behavior=behavior,
                                          state=self._states.get(uid, BehaviorState()), now=now, reason=reason)
         self._states[uid] = record_scale(state=state, behavior=behavior, old=current, new=decision.replicas, now=now)
         if decision.replicas != current:
             self.store.update(self._deployments, {**dep, "spec": {**dep["spec"], "replicas": decision.replicas}})
-        self._write_status(hpa, current=current, desired=decision.replicas, utilization=utilization,
+        self._write_status(hpa, current=current, desired=decision.replicas, percent=percent,
                            usage=usage / with_metrics if with_metrics else 0.0, limited_by=decision.limited_by,
                            reason=decision.reason, now=now)
         return HPAResult(namespace=ns, name=name, current=current, desired=decision.replicas,
@@ -213,7 +264,7 @@ class HorizontalPodAutoscalers:
         return usage, requests, with_metrics, unready
 
     def _write_status(
-        self, hpa: Obj, *, current: int, desired: int, utilization: float | None, usage: float, limited_by: str,
+        self, hpa: Obj, *, current: int, desired: int, percent: int | None, usage: float, limited_by: str,
         reason: str, now: float,
     ) -> None:
         old = hpa.get("status") or {}
@@ -226,19 +277,23 @@ class HorizontalPodAutoscalers:
             since = prev.get("lastTransitionTime", stamp) if prev and prev.get("status") == value else stamp
             return {"type": kind, "status": value, "lastTransitionTime": since, "reason": why, "message": message}
 
-        measured = utilization is not None and math.isfinite(utilization)
+        # upstream reports the utilization it scaled on: a whole percent, truncated (GetResourceUtilizationRatio)
+        measured = percent is not None
+        paused = limited_by == "ScalingDisabled"
         status: Obj = {
             "observedGeneration": hpa["metadata"].get("generation", 1),
             "currentReplicas": current,
             "desiredReplicas": desired,
             "currentMetrics": [{"type": "Resource", "resource": {"name": "cpu", "current": {
-                "averageUtilization": round((utilization or 0.0) * 100), "averageValue": format_cpu(usage)}}}]
+                "averageUtilization": percent, "averageValue": format_cpu(usage)}}}]
             if measured else [],
             "conditions": [
                 cond("AbleToScale", True, *(
                     ("SucceededRescale", "the HPA controller was able to update the target scale")
                     if desired != current else (limited_by, reason) if limited_by.endswith("Stabilized")
                     else ("ReadyForNewScale", "recommended size matches current size"))),
+                cond("ScalingActive", False, "ScalingDisabled",
+                     "scaling is disabled since the replica count of the target is zero") if paused else
                 cond("ScalingActive", measured, "ValidMetricFound" if measured else "FailedGetResourceMetric",
                      "the HPA was able to compute the replica count" if measured else reason),
                 cond("ScalingLimited", limited_by in ("TooManyReplicas", "TooFewReplicas", "ScaleUpLimit",
