@@ -57,7 +57,8 @@ async def handshakes_settled() -> None:
     pending = [
         t
         for t in asyncio.all_tasks()
-        if not t.done() and t.get_coro().__qualname__.endswith("_accept_connection2")  # type: ignore[union-attr]
+        if not t.done()
+        and t.get_coro().__qualname__.endswith(("_accept_connection2", "_BoundedSite._open"))  # type: ignore[union-attr]
     ]
     async with asyncio.timeout(10):
         await asyncio.gather(*pending, return_exceptions=True)

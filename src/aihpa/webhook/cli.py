@@ -97,6 +97,28 @@ def add_commands(subparsers: Any) -> None:
         metavar="SECONDS",
         help="how often to check the certificate files for change and renewal (default 30)",
     )
+    serve.add_argument(
+        "--header-timeout",
+        type=_positive_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="close a connection that has not finished its TLS handshake, or then sent a whole request head, within "
+        "this long; also the idle time of a kept-alive connection (default 5)",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=_positive_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="a request body must arrive within this long (/mutate: within --answer-within too) (default 5)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=256,
+        metavar="N",
+        help="connections served at once, handshakes included; more wait in the listen backlog (default 256)",
+    )
     serve.set_defaults(handler=_serve)
 
     certs = subparsers.add_parser("certs", help="webhook certificates: generate, inject the CA bundle")
@@ -229,6 +251,9 @@ def _serve(args: argparse.Namespace) -> int:
             model_version=args.model_version,
             answer_within_s=args.answer_within,
             cert_check_interval_s=args.cert_check_interval,
+            header_timeout_s=args.header_timeout,
+            body_timeout_s=args.body_timeout,
+            max_connections=args.max_connections,
         )
     except ValueError as exc:
         raise UserError(str(exc)) from None

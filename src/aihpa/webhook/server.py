@@ -5,6 +5,11 @@ binds it to a TLS listener whose certificate a `CertificateSource` swaps in plac
 `admission.review`, pure; this module only reads bodies, maps errors to HTTP status in one function, keeps time
 limits and records metrics.
 
+The listener bounds what a client can hold: at most `max_connections` connections at once (handshakes included; the
+rest wait in the kernel's listen backlog, not in memory), a TLS handshake and then each request head within
+`header_timeout_s`, and a body within `body_timeout_s`. aiohttp alone bounds neither the handshake (asyncio's
+default is 60 s) nor the number of connections, so the site accepts connections itself.
+
 It must never answer 500 to a review it could not decode (400 says why), and never block a deploy on its own failure:
 an internal error or a late answer is an allowed, unchanged response with a warning (fail open).
 """
@@ -15,9 +20,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -133,7 +139,7 @@ async def _mutate(request: web.Request) -> web.Response:
     outcome = "failed_open"
     try:
         try:
-            async with asyncio.timeout(settings.answer_within_s):
+            async with asyncio.timeout(min(settings.answer_within_s, settings.body_timeout_s)):
                 body = await _read_body(request, max_body_bytes=settings.max_body_bytes)
             decoded = admission.decode_review(body)
         except Exception as exc:  # every failure to read or decode becomes a 4xx, via _rejection
@@ -235,19 +241,182 @@ def metrics_of(app: web.Application) -> WebhookMetrics:
     return app[_STATE].metrics
 
 
+class _Counted(asyncio.Protocol):
+    """aiohttp's protocol for one connection, unchanged, that frees the connection's slot when the connection ends."""
+
+    def __init__(self, inner: asyncio.Protocol, release: Callable[[], None]) -> None:
+        self._inner = inner
+        self._release = release
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        try:
+            self._inner.connection_lost(exc)
+        finally:
+            self._release()
+
+
+class _BoundedSite(web.BaseSite):
+    """A TCP (TLS) site that accepts a connection only when one of `max_connections` slots is free.
+
+    A slot is taken before `accept`, so a flood waits in the listen backlog (and is refused by the kernel once that
+    is full) instead of holding sockets here; it is freed when the connection ends or its handshake fails.
+    """
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        *,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+        handshake_timeout_s: float,
+        max_connections: int,
+        backlog: int = 128,
+    ) -> None:
+        super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
+        self._host = host
+        self._port = port
+        self._handshake_timeout_s = handshake_timeout_s
+        self._slots = asyncio.Semaphore(max_connections)
+        self._sock: socket.socket | None = None
+        self._acceptor: asyncio.Task[None] | None = None
+        self._opening: set[asyncio.Task[None]] = set()
+
+    @property
+    def name(self) -> str:
+        return f"{'https' if self._ssl_context else 'http'}://{self._host}:{self.port}"
+
+    @property
+    def port(self) -> int:
+        return int(self._sock.getsockname()[1]) if self._sock is not None else self._port
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        if not infos:
+            raise OSError(f"cannot resolve {self._host}")
+        family, _, _, _, address = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(self._backlog)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
+        await super().start()
+        self._acceptor = asyncio.create_task(self._accept(sock))
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._acceptor, *self._opening) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._acceptor = None
+        if self._sock is not None:
+            self._sock.close()
+        await super().stop()
+
+    async def _accept(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._slots.acquire()
+            try:
+                conn, _ = await loop.sock_accept(sock)
+            except (ConnectionAbortedError, InterruptedError):
+                self._slots.release()  # the client gave up while queued
+                continue
+            except OSError as exc:
+                self._slots.release()
+                # Out of file descriptors, most likely: back off as asyncio's own server does, rather than spin.
+                log.warning("cannot accept a connection: %s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            except BaseException:
+                self._slots.release()
+                raise
+            task = asyncio.create_task(self._open(conn))
+            self._opening.add(task)
+            task.add_done_callback(self._opening.discard)
+
+    async def _open(self, conn: socket.socket) -> None:
+        """Hand `conn` to aiohttp once its TLS handshake is done (within the timeout); its slot follows it."""
+        freed = False
+
+        def release() -> None:
+            nonlocal freed
+            if not freed:
+                freed = True
+                self._slots.release()
+
+        server = self._runner.server
+        assert server is not None
+        loop = asyncio.get_running_loop()
+        tls: dict[str, Any] = (
+            {} if self._ssl_context is None
+            else {"ssl": self._ssl_context, "ssl_handshake_timeout": self._handshake_timeout_s}
+        )
+        try:
+            await loop.connect_accepted_socket(lambda: _Counted(server(), release), conn, **tls)
+        except BaseException as exc:
+            release()
+            conn.close()
+            if not isinstance(exc, Exception):
+                raise
+            # A failed or late handshake is the client's problem; asyncio has already logged it at debug level.
+            log.debug("connection dropped before it was served: %s", exc)
+
+
 async def start_server(
     app: web.Application, *, host: str, port: int, ssl_context: ssl.SSLContext | None
 ) -> tuple[web.AppRunner, int]:
-    """Serve `app` on host:port (port 0: the OS chooses); returns the runner (call `cleanup()`) and the bound port."""
-    # Access logs cost more than an admission; outcomes and latency are in /metrics instead.
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+    """Serve `app` on host:port (port 0: the OS chooses); returns the runner (call `cleanup()`) and the bound port.
+
+    The limits come from the app's `WebhookSettings` (the defaults for an app not made by `create_app`): TLS handshake
+    and request head within `header_timeout_s` (also the idle time of a kept-alive connection), body within
+    `body_timeout_s`, at most `max_connections` at once.
+    """
+    state = app.get(_STATE)
+    settings = state.settings if state is not None else WebhookSettings()
+    # Access logs cost more than an admission; outcomes and latency are in /metrics instead. aiohttp's keep-alive
+    # timer starts when a connection is handed over and after every answer, and bytes trickling in do not extend it:
+    # that makes it the request head's deadline. A body left unread is drained for at most body_timeout_s.
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        shutdown_timeout=5.0,
+        keepalive_timeout=settings.header_timeout_s,
+        lingering_time=settings.body_timeout_s,
+    )
     await runner.setup()
+    site = _BoundedSite(
+        runner,
+        host=host,
+        port=port,
+        ssl_context=ssl_context,
+        handshake_timeout_s=settings.header_timeout_s,
+        max_connections=settings.max_connections,
+    )
     try:
-        site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
         await site.start()
     except BaseException:
         await runner.cleanup()
         raise
-    server: Any = site._server  # aiohttp exposes the bound address only through the asyncio server
-    bound = int(server.sockets[0].getsockname()[1]) if server is not None and server.sockets else port
-    return runner, bound
+    return runner, site.port
