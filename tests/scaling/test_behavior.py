@@ -16,6 +16,7 @@ from aihpa.scaling import (
     apply_behavior,
     record_scale,
 )
+from aihpa.scaling.behavior import LegacyBehavior
 
 DOCS_SCALE_DOWN_POLICIES = ScalingRules(
     stabilization_window_seconds=0,
@@ -221,3 +222,116 @@ def test_recorded_scale_events_expire_after_the_longest_policy_period() -> None:
 def test_invalid_scaling_policies_are_rejected(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         ScalingPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class BoundCase:
+    name: str
+    current: int
+    desired: int
+    expected: int
+    limited_by: str
+    says: str  # what the reason must name
+    behavior: Behavior | LegacyBehavior = DEFAULT_BEHAVIOR
+    state: BehaviorState = field(default_factory=BehaviorState)
+
+
+BOUND_CASES = [
+    BoundCase("a_target_at_zero_is_paused", current=0, desired=5, expected=0, limited_by="ScalingDisabled",
+              says="scaling is disabled", behavior=Behavior(min_replicas=1)),
+    BoundCase("a_target_at_zero_is_paused_on_the_legacy_path", current=0, desired=5, expected=0,
+              limited_by="ScalingDisabled", says="zero", behavior=LegacyBehavior(min_replicas=2)),
+    # min raised from 1 to 10: straight to 10, not +4 pods per 15 s
+    BoundCase("below_min_goes_to_min_without_rate_limits", current=1, desired=1, expected=10,
+              limited_by="TooFewReplicas", says="raised to min 10 directly, without stabilization or rate limits",
+              behavior=Behavior(min_replicas=10, max_replicas=20)),
+    # max lowered to 10 while the scale-down window still holds a recommendation of 20
+    BoundCase("above_max_goes_to_max_without_stabilization", current=20, desired=20, expected=10,
+              limited_by="TooManyReplicas", says="capped at max 10 directly, without stabilization",
+              behavior=Behavior(max_replicas=10), state=BehaviorState(recommendations=((990.0, 20),))),
+    BoundCase("above_max_goes_to_max_without_the_scale_down_rate", current=40, desired=40, expected=10,
+              limited_by="TooManyReplicas", says="capped at max 10",
+              behavior=Behavior(scale_down=ScalingRules(0, (ScalingPolicy("Percent", 10, 60),)), max_replicas=10)),
+    BoundCase("above_max_goes_to_max_on_the_legacy_path", current=30, desired=30, expected=10,
+              limited_by="TooManyReplicas", says="capped at max 10",
+              behavior=LegacyBehavior(max_replicas=10), state=BehaviorState(recommendations=((990.0, 30),))),
+    # a recommendation capped by max or min says so, with the bound
+    BoundCase("a_scale_up_capped_by_max_says_so", current=90, desired=150, expected=100,
+              limited_by="TooManyReplicas", says="recommended 150, capped at max 100"),
+    BoundCase("a_scale_down_raised_to_min_says_so", current=5, desired=0, expected=2, limited_by="TooFewReplicas",
+              says="recommended 0, raised to min 2", behavior=Behavior(min_replicas=2)),
+]
+
+
+@pytest.mark.parametrize("case", BOUND_CASES, ids=[c.name for c in BOUND_CASES])
+def test_paused_and_out_of_range_targets_follow_reconcile_autoscaler(case: BoundCase) -> None:
+    """horizontal.go reconcileAutoscaler: `scale.Spec.Replicas == 0 && minReplicas != 0` disables scaling (desired 0,
+    no rescale); `currentReplicas > MaxReplicas` / `< minReplicas` sets the bound without computing metrics or calling
+    normalizeDesiredReplicas[WithBehaviors], so no stabilization, no rate limit and no recorded recommendation; and
+    convertDesiredReplicasWithBehaviorRate / convertDesiredReplicasWithRules name TooManyReplicas / TooFewReplicas."""
+    decision, state = apply_behavior(
+        current=case.current, desired=case.desired, behavior=case.behavior, state=case.state, now=1000.0,
+        reason="metrics",
+    )
+    assert (decision.replicas, decision.limited_by) == (case.expected, case.limited_by)
+    assert case.says in decision.reason
+    if case.current == 0 or not case.behavior.min_replicas <= case.current <= case.behavior.max_replicas:
+        assert state == case.state  # nothing recorded: upstream skips the normalize step here
+
+
+def test_raising_min_reaches_it_in_one_sync() -> None:
+    """reconcileAutoscaler: "Current number of replicas below Spec.MinReplicas" -> desiredReplicas = minReplicas, in
+    one rescale: the rate limits of convertDesiredReplicasWithBehaviorRate never see it."""
+    behavior = Behavior(min_replicas=10, max_replicas=50)
+    state, replicas = BehaviorState(), 1
+    for step in range(3):
+        now = 15.0 * step
+        decision, state = apply_behavior(current=replicas, desired=1, behavior=behavior, state=state, now=now,
+                                         reason="idle")
+        state = record_scale(state=state, behavior=behavior, old=replicas, new=decision.replicas, now=now)
+        replicas = decision.replicas
+        assert replicas == 10, step
+
+
+LEGACY = LegacyBehavior(min_replicas=1, max_replicas=100)
+
+LEGACY_CASES = [
+    # calculateScaleUpLimit = max(2 × current, 4): 1 -> 4 (the v2 defaults would allow 5)
+    Case("legacy_scale_up_reaches_at_most_4_pods_from_1", current=1, desired=10, expected=4),
+    # 3 -> 6 (the v2 defaults would allow 7)
+    Case("legacy_scale_up_at_most_doubles", current=3, desired=20, expected=6),
+    # no rate history: pods added 10 s ago do not lower the limit (the v2 defaults would hold at 8)
+    Case("legacy_scale_up_ignores_recent_scale_events", current=8, desired=40, expected=16,
+         state=BehaviorState(scale_up_events=(ScaleEvent(990.0, 4),))),
+    Case("legacy_max_caps_below_the_scale_up_limit", current=8, desired=40, expected=10,
+         behavior=Behavior(max_replicas=10)),
+    # stabilizeRecommendation: the highest recommendation of the 300 s window, this one included
+    Case("legacy_scale_down_holds_the_highest_recent_recommendation", current=10, desired=2, expected=8,
+         state=BehaviorState(recommendations=((800.0, 8), (900.0, 5)))),
+    # a record exactly 300 s old is not Before(cutoff): it still counts (the v2 path uses After(cutoff))
+    Case("legacy_window_includes_its_start", current=10, desired=2, expected=8,
+         state=BehaviorState(recommendations=((700.0, 8),))),
+    # nothing bounds the stabilized value by the current count: a higher recent recommendation scales up
+    Case("legacy_stabilization_can_raise_the_count", current=5, desired=6, expected=9,
+         state=BehaviorState(recommendations=((900.0, 9),))),
+    Case("legacy_min_raises_a_scale_down", current=5, desired=0, expected=2, behavior=Behavior(min_replicas=2)),
+]
+
+
+@pytest.mark.parametrize("case", LEGACY_CASES, ids=[c.name for c in LEGACY_CASES])
+def test_an_hpa_without_behavior_follows_the_legacy_rules(case: Case) -> None:
+    """horizontal.go normalizeDesiredReplicas (taken when hpa.Spec.Behavior == nil): stabilizeRecommendation over the
+    downscale window, then convertDesiredReplicasWithRules with calculateScaleUpLimit = max(2 × current, 4)."""
+    legacy = LegacyBehavior(min_replicas=case.behavior.min_replicas, max_replicas=case.behavior.max_replicas)
+    decision, state = apply_behavior(
+        current=case.current, desired=case.desired, behavior=legacy, state=case.state, now=case.now, reason="r"
+    )
+    assert decision.replicas == case.expected
+    assert state.recommendations[-1] == (case.now, case.desired)
+    assert decision.changed_by_behavior == (case.expected != case.desired)
+
+
+def test_the_legacy_path_keeps_no_scale_events() -> None:
+    """horizontal.go storeScaleEvent returns at once when behavior is nil: the legacy path has no rate policies."""
+    state = record_scale(state=BehaviorState(), behavior=LEGACY, old=2, new=6, now=0.0)
+    assert state == BehaviorState()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from aihpa.sim.cluster import Cluster
 from aihpa.sim.testing import deployment_manifest
 
@@ -121,3 +123,70 @@ async def test_an_hpa_without_a_cpu_utilization_target_is_left_alone(sim_cluster
     await sim_cluster.create(manifest)
     await sim_cluster.advance(60)
     assert _replicas(sim_cluster) == 2
+
+
+# (name, spec.behavior, replicas after the first scale-up of 1 pod at 200% against a 10% target: recommendation 20)
+FIRST_SCALE_UP = [
+    # normalizeDesiredReplicas: calculateScaleUpLimit = max(2 × 1, 4)
+    ("without_behavior_the_legacy_limit_applies", None, 4),
+    # the v2 defaults filled in for an empty behavior: max(+100%, +4 pods) per 15 s
+    ("an_empty_behavior_gets_the_v2_defaults", {}, 5),
+    ("a_given_scale_up_policy_applies", {"scaleUp": {"policies": [{"type": "Pods", "value": 1, "periodSeconds": 15}]}},
+     2),
+]
+
+
+@pytest.mark.parametrize(("behavior", "expected"), [c[1:] for c in FIRST_SCALE_UP], ids=[c[0] for c in FIRST_SCALE_UP])
+async def test_an_hpa_without_behavior_takes_the_legacy_path(
+    sim_cluster: Cluster, behavior: dict[str, Any] | None, expected: int
+) -> None:
+    """horizontal.go reconcileAutoscaler: `if hpa.Spec.Behavior == nil` normalizeDesiredReplicas (legacy rules),
+    else normalizeDesiredReplicasWithBehaviors (the autoscaling/v2 defaults fill what the behavior leaves out)."""
+    await _loaded(sim_cluster, cores=20.0, replicas=1, target=10, max_replicas=50, behavior=behavior)
+    await _until_scaled(sim_cluster, 1)
+    assert _replicas(sim_cluster) == expected
+
+
+async def test_a_deployment_scaled_to_zero_stays_paused(sim_cluster: Cluster) -> None:
+    """horizontal.go reconcileAutoscaler: `scale.Spec.Replicas == 0 && minReplicas != 0` -> no rescale, condition
+    ScalingActive False with reason ScalingDisabled."""
+    await _loaded(sim_cluster, cores=3.0, min_replicas=2)
+    await sim_cluster.scale("web", 0)
+    await sim_cluster.advance(60)
+    assert _replicas(sim_cluster) == 0
+    status = _status(sim_cluster)
+    active = {c["type"]: c for c in status["conditions"]}["ScalingActive"]
+    assert (active["status"], active["reason"]) == ("False", "ScalingDisabled")
+    assert (status["currentReplicas"], status["desiredReplicas"]) == (0, 0)
+
+
+@pytest.mark.parametrize("behavior", [None, {}], ids=["legacy", "v2_defaults"])
+async def test_a_count_above_max_goes_straight_to_max(sim_cluster: Cluster, behavior: dict[str, Any] | None) -> None:
+    """horizontal.go reconcileAutoscaler: `currentReplicas > hpa.Spec.MaxReplicas` -> desiredReplicas = MaxReplicas,
+    without the scale-down stabilization window that still remembers higher recommendations."""
+    await _loaded(sim_cluster, cores=20.0, max_replicas=4, behavior=behavior)
+    await sim_cluster.advance(30)
+    assert _replicas(sim_cluster) == 4  # recommendations of up to 12 pods are now in the 300 s window
+    await sim_cluster.scale("web", 9)
+    await sim_cluster.advance(15)
+    assert _replicas(sim_cluster) == 4
+
+
+# (name, scaleUp tolerance, replicas after 2 pods at 65% against a 50% target: 1.3 is outside the default 0.1)
+TOLERANCES = [
+    ("default_tolerance_scales_up", None, 3),
+    ("a_scale_up_tolerance_of_one_half_holds", "0.5", 2),
+    ("a_milli_quantity_tolerance_holds", "500m", 2),
+]
+
+
+@pytest.mark.parametrize(("tolerance", "expected"), [c[1:] for c in TOLERANCES], ids=[c[0] for c in TOLERANCES])
+async def test_the_hpa_reads_its_per_direction_tolerance(
+    sim_cluster: Cluster, tolerance: str | None, expected: int
+) -> None:
+    """replica_calculator.go Tolerances.isWithin with the HPA's behavior.scaleUp.tolerance (KEP-4951), the
+    controller-wide --horizontal-pod-autoscaler-tolerance where it is unset."""
+    scale_up: dict[str, Any] = {} if tolerance is None else {"tolerance": tolerance}
+    await _loaded(sim_cluster, cores=0.65, replicas=2, target=50, behavior={"scaleUp": scale_up})
+    await sim_cluster.advance(45)
+    assert _replicas(sim_cluster) == expected
