@@ -718,7 +718,8 @@ class Controller:
         self._pending.append((ref, type_, reason, message))
 
     async def _flush_events(self) -> None:
-        pending, self._pending = self._pending, []
+        # the same Event queued twice in one cycle (an object failing on each of its updates) is sent once
+        pending, self._pending = list(dict.fromkeys(self._pending)), []
         await self._bounded(
             self.events.emit(ref, type=type_, reason=reason, message=message)
             for ref, type_, reason, message in pending
