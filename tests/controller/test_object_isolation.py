@@ -62,7 +62,7 @@ async def test_a_relist_manages_every_deployment_after_one_with_a_5000_digit_ann
     sim_cluster: Cluster, kube: KubeClient
 ) -> None:
     for name, extra in (("a", {}), ("b", {"aihpa/min-replicas": "1" * 5000, "aihpa/mode": "dry-run"}),
-                              ("c", {})):
+                        ("c", {})):
         await sim_cluster.create(_manifest(name, **extra))
     async with _controller(sim_cluster, kube) as controller:
         await controller.wait_synced()
