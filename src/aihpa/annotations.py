@@ -26,6 +26,7 @@ __all__ = [
     "ANNOTATION_SCALE_DOWN_STABILIZATION",
     "ANNOTATION_STATUS",
     "ANNOTATION_TARGET_UTILIZATION",
+    "ANNOTATION_TOLERANCE",
     "LABEL_ENABLED",
     "MAX_STABILIZATION_S",
     "MAX_VALUE_CHARS",
@@ -50,6 +51,7 @@ ANNOTATION_MAX_REPLICAS: Final = "aihpa/max-replicas"
 ANNOTATION_TARGET_UTILIZATION: Final = "aihpa/target-utilization"
 ANNOTATION_MODE: Final = "aihpa/mode"
 ANNOTATION_SCALE_DOWN_STABILIZATION: Final = "aihpa/scale-down-stabilization"
+ANNOTATION_TOLERANCE: Final = "aihpa/tolerance"
 
 ANNOTATION_MANAGED: Final = "aihpa/managed"
 ANNOTATION_MODEL_VERSION: Final = "aihpa/model-version"
@@ -63,6 +65,7 @@ POLICY_KEYS: Final = (
     ANNOTATION_TARGET_UTILIZATION,
     ANNOTATION_MODE,
     ANNOTATION_SCALE_DOWN_STABILIZATION,
+    ANNOTATION_TOLERANCE,
 )
 WEBHOOK_KEYS: Final = (
     ANNOTATION_MANAGED,
@@ -77,6 +80,9 @@ MODES: Final[tuple[Mode, ...]] = ("predictive", "reactive", "dry-run")
 
 # The HPA caps behavior.scaleDown.stabilizationWindowSeconds at one hour; the annotation mirrors that field.
 MAX_STABILIZATION_S: Final = 3600
+# The HPA's tolerance when none is set (kube-controller-manager's --horizontal-pod-autoscaler-tolerance). The
+# annotation sets one value for both directions; at 1 or more a scale-down could never happen, so it stays below 1.
+_DEFAULT_TOLERANCE: Final = 0.1
 # Deployment replicas are int32 on the wire.
 _MAX_REPLICAS_LIMIT: Final = 2**31 - 1
 # Admission warnings longer than 120 characters may be truncated by clients; quote user values briefly.
@@ -133,6 +139,8 @@ class Policy:
     target_utilization: float
     mode: Mode
     scale_down_stabilization_s: int
+    # the HPA tolerance band on both sides of the target (1 - t <= usage ratio <= 1 + t: no change)
+    tolerance: float = _DEFAULT_TOLERANCE
 
     def clamp(self, replicas: int) -> int:
         return max(self.min_replicas, min(self.max_replicas, replicas))
@@ -208,6 +216,19 @@ def _parse_stabilization(raw: str) -> int | _Invalid:
     return value
 
 
+def _parse_tolerance(raw: str) -> float | _Invalid:
+    text = raw.strip()
+    if not _DECIMAL.fullmatch(text):
+        return _Invalid("must be a number in [0, 1)")
+    try:
+        value = float(text)
+    except (ValueError, OverflowError):
+        return _Invalid("must be a number in [0, 1)")
+    if not (math.isfinite(value) and 0.0 <= value < 1.0):
+        return _Invalid("must be a number in [0, 1)")
+    return value
+
+
 def parse_policy(annotations: Mapping[str, object] | None, *, defaults: PolicyDefaults) -> ParsedPolicy:
     """The effective policy from a Deployment's annotations: each absent or invalid value takes its default.
 
@@ -249,6 +270,7 @@ def parse_policy(annotations: Mapping[str, object] | None, *, defaults: PolicyDe
     stabilization, _ = field_value(
         ANNOTATION_SCALE_DOWN_STABILIZATION, _parse_stabilization, defaults.scale_down_stabilization_s
     )
+    tolerance, _ = field_value(ANNOTATION_TOLERANCE, _parse_tolerance, _DEFAULT_TOLERANCE)
 
     if min_replicas > max_replicas:
         # Revert only what the user set: the defaults are consistent by construction, so the result always is.
@@ -272,6 +294,7 @@ def parse_policy(annotations: Mapping[str, object] | None, *, defaults: PolicyDe
         target_utilization=target,
         mode=mode,
         scale_down_stabilization_s=stabilization,
+        tolerance=tolerance,
     )
     return ParsedPolicy(policy=policy, warnings=tuple(warnings))
 
@@ -284,11 +307,17 @@ def _format(value: object) -> str:
 
 
 def policy_annotations(policy: Policy) -> dict[str, str]:
-    """The policy written out as annotations, in canonical form: parsing them back yields the same policy."""
-    return {
+    """The policy written out as annotations, in canonical form: parsing them back yields the same policy.
+
+    The tolerance is optional: it is written only when it is not the HPA's default.
+    """
+    written = {
         ANNOTATION_MIN_REPLICAS: _format(policy.min_replicas),
         ANNOTATION_MAX_REPLICAS: _format(policy.max_replicas),
         ANNOTATION_TARGET_UTILIZATION: _format(policy.target_utilization),
         ANNOTATION_MODE: policy.mode,
         ANNOTATION_SCALE_DOWN_STABILIZATION: _format(policy.scale_down_stabilization_s),
     }
+    if policy.tolerance != _DEFAULT_TOLERANCE:
+        written[ANNOTATION_TOLERANCE] = _format(policy.tolerance)
+    return written

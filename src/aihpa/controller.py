@@ -590,6 +590,7 @@ class Controller:
             calibration=Calibration(risk=self.settings.risk),
             target_utilization=p.target_utilization,
             request_per_pod=w.request_cores or 1.0,
+            tolerance=p.tolerance,
             behavior=behavior,
             min_history=self.forecaster.min_history,
             step_seconds=self.settings.step_s,
