@@ -1,6 +1,7 @@
 """`aihpa controller`: run the operator against a cluster (in-cluster config or a kubeconfig).
 
-Serves /metrics, /healthz and /readyz on --port; stops cleanly on SIGTERM or SIGINT.
+Serves /metrics, /healthz and /readyz on --port; stops cleanly on SIGTERM or SIGINT. A missing --namespace (where
+the Lease and the profiles live) stops it at start with the fix, rather than a failed Lease write every round.
 """
 
 from __future__ import annotations
@@ -110,12 +111,39 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+async def check_namespace(kube: Any, namespace: str) -> None:
+    """Raise a `UserError` naming the fix when the controller's namespace does not exist.
+
+    Only a 404 stops the start: without the right to read namespaces (403), or with the API server briefly away, the
+    controller starts as before and its Lease writes tell the rest.
+    """
+    from aihpa.k8s.errors import K8sError, NotFoundError
+
+    try:
+        await kube.get(f"/api/v1/namespaces/{namespace}")
+    except NotFoundError as exc:
+        raise UserError(f"namespace {namespace!r} not found: create it with `kubectl create namespace {namespace}` "
+                        "or pass --namespace") from exc
+    except K8sError as exc:
+        logger.warning("cannot check namespace %r (%s); starting anyway", namespace, exc)
+
+
 async def _serve(args: argparse.Namespace, settings: Any) -> None:
+    from aihpa.k8s import KubeClient, api_client
+
+    api = await api_client(kubeconfig=args.kubeconfig, context=args.context)
+    async with api:
+        # before the model loads (seconds): a wrong namespace fails at once
+        await check_namespace(KubeClient(api), settings.namespace)
+        await _serve_with(args, settings, api)
+
+
+async def _serve_with(args: argparse.Namespace, settings: Any, api: Any) -> None:
     from aiohttp import web
 
     from aihpa.controller import Controller
     from aihpa.forecast.forecaster import BiLSTMForecaster, UnavailableForecaster, load_default_forecaster
-    from aihpa.k8s import KubeClient, api_client
+    from aihpa.k8s import KubeClient
     from aihpa.metrics import MetricsAPISource, PrometheusSource
     from aihpa.observability import health_app
 
@@ -133,30 +161,28 @@ async def _serve(args: argparse.Namespace, settings: Any) -> None:
     except Exception as exc:  # the controller keeps scaling reactively rather than not at all
         logger.error("model %s failed to load, running REACTIVE ONLY: %s", args.model or "(shipped)", exc)
         forecaster = UnavailableForecaster(reason=f"model failed to load: {exc}")
-    api = await api_client(kubeconfig=args.kubeconfig, context=args.context)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    async with api:
-        kube = KubeClient(api)
-        source: Any
-        if args.metrics == "prometheus":
-            kwargs = {"query": args.prometheus_query} if args.prometheus_query else {}
-            source = PrometheusSource(args.prometheus_url, **kwargs)
-        else:
-            source = MetricsAPISource(kube)
-        controller = Controller(client=kube, metrics=source, forecaster=forecaster, settings=settings)
-        runner = web.AppRunner(health_app(controller.metrics, healthy=controller.healthy, ready=controller.ready),
-                               access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, args.host, args.port).start()
-        logger.info("aihpa controller %s serving on %s:%d, model %s", settings.identity, args.host, args.port,
-                    forecaster.version)
-        try:
-            async with controller:
-                await stop.wait()
-        finally:
-            await runner.cleanup()
-            if isinstance(source, PrometheusSource):
-                await source.close()
+    kube = KubeClient(api)
+    source: Any
+    if args.metrics == "prometheus":
+        kwargs = {"query": args.prometheus_query} if args.prometheus_query else {}
+        source = PrometheusSource(args.prometheus_url, **kwargs)
+    else:
+        source = MetricsAPISource(kube)
+    controller = Controller(client=kube, metrics=source, forecaster=forecaster, settings=settings)
+    runner = web.AppRunner(health_app(controller.metrics, healthy=controller.healthy, ready=controller.ready),
+                           access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, args.host, args.port).start()
+    logger.info("aihpa controller %s serving on %s:%d, model %s", settings.identity, args.host, args.port,
+                forecaster.version)
+    try:
+        async with controller:
+            await stop.wait()
+    finally:
+        await runner.cleanup()
+        if isinstance(source, PrometheusSource):
+            await source.close()

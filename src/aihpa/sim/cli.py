@@ -1,5 +1,9 @@
 """`aihpa sim serve`: run the simulated cluster in the foreground and write a kubeconfig for it.
 
+The cluster starts with what `aihpa controller` needs at its defaults (the `aihpa` namespace for its Lease and
+profiles), and the `--deployment` it creates is labeled for the controller, so the README's offline steps work as
+written.
+
 Only argument wiring lives here; heavy imports (aiohttp, the sim itself) happen inside the handler so `aihpa --help`
 stays fast. Bad input is reported as a `UserError`, never a traceback.
 """
@@ -11,7 +15,10 @@ from typing import Any
 
 from aihpa.errors import UserError
 
-__all__ = ["add_commands"]
+__all__ = ["CONTROLLER_NAMESPACE", "add_commands"]
+
+# `aihpa controller --namespace`'s default: its Lease and the published replica profiles live there
+CONTROLLER_NAMESPACE = "aihpa"
 
 
 def add_commands(subparsers: Any) -> None:
@@ -95,6 +102,7 @@ async def _run(args: argparse.Namespace) -> int:
         await cluster.stop()
         raise UserError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from exc
     try:
+        await cluster.ensure_namespace(CONTROLLER_NAMESPACE)
         if trace is not None:
             peak = float(trace.values.max()) if len(trace) else 0.0
             scale = args.peak_cores / peak if peak > 0 else 1.0
@@ -127,7 +135,9 @@ def _demo_deployment(name: str, replicas: int, *, trace_name: str, annotation: s
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "namespace": "default", "labels": labels, "annotations": {annotation: trace_name}},
+        # opted in: `aihpa controller` manages only Deployments labeled aihpa/enabled=true
+        "metadata": {"name": name, "namespace": "default", "labels": {**labels, "aihpa/enabled": "true"},
+                     "annotations": {annotation: trace_name}},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": labels},
