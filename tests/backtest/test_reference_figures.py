@@ -38,20 +38,25 @@ def plain_hpa(d: list[float], u: float) -> tuple[list[int], list[int]]:
     n = len(d)
     asked, ready, seen = [1] * n, [1] * n, [min(d[0], 1.0)] * n
     raw: list[int] = []
+    target_pct = round(u * 100)  # the HPA's target is a whole percent
+
+    def percent(used: float, pods: int) -> int:  # whole percent of 1 core per pod, truncated, as upstream
+        return math.floor(used * 100 / pods + 1e-9)
+
     for t in range(1, n):
         cur, served, usage = asked[t - 1], ready[t - 1], seen[t - 1]
         missing = cur - served  # pods ready now that have not reported yet
-        ratio = usage / served / u
+        ratio = percent(usage, served) / target_pct
         if missing == 0:
-            rec = cur if abs(1 - ratio) <= 0.1 else math.ceil(ratio * served)
+            rec = cur if 0.9 <= ratio <= 1.1 else math.ceil(ratio * served)  # the tolerance band is inclusive
         else:
             if ratio < 1:  # a missing pod counts as fully busy when scaling down
-                new, pods = (usage + missing * max(1.0, u)) / cur / u, cur
+                new, pods = percent(usage + missing * max(1.0, u), cur) / target_pct, cur
             elif ratio > 1:  # and as idle when scaling up
-                new, pods = usage / cur / u, cur
+                new, pods = percent(usage, cur) / target_pct, cur
             else:
                 new, pods = ratio, served
-            if abs(1 - new) <= 0.1 or (ratio < 1 < new) or (ratio > 1 > new):
+            if 0.9 <= new <= 1.1 or (ratio < 1 < new) or (ratio > 1 > new):
                 rec = cur
             else:
                 rec = math.ceil(new * pods)
