@@ -3,6 +3,7 @@ Helm's Go SDK; nothing is contacted), strict schema validation, and kubectl on t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,10 +76,18 @@ def split_documents(manifests: dict[str, str]) -> Rendered:
 
 @pytest.fixture(scope="session")
 def render(chart: Any) -> Callable[..., Rendered]:
-    """Render with user values, offline (`lookup` finds nothing, as on a first install)."""
+    """Render with user values, offline (`lookup` finds nothing, as on a first install), for the Helm SDK's default
+    Kubernetes version or for `kube_version`."""
 
-    def run(values: Obj | None = None, *, namespace: str = NAMESPACE, name: str = RELEASE) -> Rendered:
-        return split_documents(chart.render(values or {}, name=name, namespace=namespace, is_install=True))
+    def run(
+        values: Obj | None = None, *, namespace: str = NAMESPACE, name: str = RELEASE, kube_version: str | None = None
+    ) -> Rendered:
+        if kube_version is None:
+            return split_documents(chart.render(values or {}, name=name, namespace=namespace, is_install=True))
+        # As `helm template --kube-version`: the SDK's render() does not take the version, its native call does.
+        options = {"name": name, "namespace": namespace, "is_install": True, "kube_version": f"v{kube_version}"}
+        rendered = helm._native.call_string("helm_render", chart._raw(), json.dumps(values or {}), json.dumps(options))
+        return split_documents(json.loads(rendered))
 
     return run
 

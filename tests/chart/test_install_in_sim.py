@@ -42,6 +42,10 @@ CRDS = [
 ]
 
 
+#: The sim serves no ValidatingAdmissionPolicy API (test_admission_policy.py evaluates the chart's policy instead).
+WITHOUT_POLICY: Obj = {"controller": {"admissionPolicy": {"enabled": False}}}
+
+
 def crd(group: str, kind: str, plural: str) -> Obj:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
@@ -81,7 +85,7 @@ async def test_kubectl_applies_the_rendered_chart_and_reapplies_it_unchanged(
     await sim_cluster.ensure_namespace(NAMESPACE)
     for definition in CRDS:
         await sim_cluster.create(crd(*definition))
-    rendered = render(values)
+    rendered = render(values | WITHOUT_POLICY)
     first = await apply(kubectl, rendered, tmp_path)
     for obj in rendered.objects:
         stored = sim_cluster.get(obj["apiVersion"], obj["kind"], obj["metadata"]["name"],
@@ -107,7 +111,7 @@ async def chart_webhook(sim_cluster: Cluster, kubectl: Kubectl, render: Render, 
     """The default (helm-mode) chart applied, and the real webhook serving its Secret as its Service."""
     await sim_cluster.ensure_namespace(NAMESPACE)
     await sim_cluster.ensure_namespace(APP_NAMESPACE)
-    rendered = render({"webhook": {"modelVersion": MODEL}})
+    rendered = render({"webhook": {"modelVersion": MODEL}} | WITHOUT_POLICY)
     await apply(kubectl, rendered, tmp_path)
     secret = rendered.one("Secret", "aihpa-webhook-tls")
     cert_dir = tmp_path / "tls"

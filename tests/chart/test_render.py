@@ -49,6 +49,13 @@ SCENARIOS: dict[str, Obj] = {
         "controller": {"model": {"lifecycle": {"enabled": True, "retrainEvery": 3600,
                                                "volume": {"persistentVolumeClaim": {"claimName": "aihpa-models"}}}}},
     },
+    "webhook-network-policy-and-limits": {
+        "webhook": {
+            "headerTimeoutSeconds": 3, "bodyTimeoutSeconds": 2, "maxConnections": 64,
+            "networkPolicy": {"enabled": True, "from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}],
+                              "metricsFrom": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]},
+        },
+    },
     "single-controller-without-webhook": {
         "controller": {"replicas": 1, "leaderElection": False},
         "webhook": {"enabled": False},
@@ -88,7 +95,7 @@ def test_the_chart_lints_clean_in_strict_mode(values: Obj, version: str) -> None
 def test_every_rendered_object_is_valid_for_the_supported_kubernetes_versions(
     render: Render, values: Obj, version: str
 ) -> None:
-    rendered = render(values)
+    rendered = render(values, kube_version=version)
     assert rendered.objects
     for obj in rendered.objects:
         if f"{obj['apiVersion']}/{obj['kind']}" in CUSTOM_KINDS:
@@ -99,7 +106,8 @@ def test_every_rendered_object_is_valid_for_the_supported_kubernetes_versions(
 
 @pytest.mark.parametrize("values", ALL_VALUES)
 def test_every_namespaced_object_lands_in_the_release_namespace_or_the_watched_one(render: Render, values: Obj) -> None:
-    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration"}
+    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration",
+                      "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
     watched = values.get("controller", {}).get("watchNamespace")
     for obj in render(values, namespace="autoscaling").objects:
         namespace = obj["metadata"].get("namespace")
