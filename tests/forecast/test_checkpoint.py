@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from aihpa.forecast.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, set_latest_version
+from aihpa.forecast.checkpoint import (
+    DIGEST,
+    CheckpointError,
+    checkpoint_digest,
+    load_checkpoint,
+    save_checkpoint,
+    set_latest_version,
+)
 from aihpa.forecast.config import ModelConfig
 from aihpa.forecast.forecaster import BiLSTMForecaster
 from aihpa.forecast.model import BiLSTM
@@ -77,8 +84,10 @@ def test_corrupt_or_incompatible_checkpoints_are_refused(
 
 
 def _edit_meta(path: Path, **changes: object) -> None:
+    """Change metadata fields and record a digest that holds, so the check under test is the one that refuses."""
     meta = json.loads((path / "metadata.json").read_text())
     meta.update(changes)
+    meta[DIGEST] = checkpoint_digest((path / "params.msgpack").read_bytes(), meta)
     (path / "metadata.json").write_text(json.dumps(meta))
 
 

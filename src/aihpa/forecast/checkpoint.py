@@ -3,18 +3,28 @@
 Layout of one checkpoint directory::
 
     params.msgpack   the model parameters (flax.serialization msgpack of a pure dict of arrays)
-    metadata.json    format and version, model and training config, data digest, metrics, provenance
+    metadata.json    format and version, model and training config, data digest, metrics, provenance, digests
 
 A models directory holds one sub-directory per version and a `latest` file naming the one in use. The version is
-derived from the parameters' digest, so two different models never share a version. Loading checks the format, the
-parameters' digest and their shapes against the config: a corrupt or incompatible checkpoint is refused with a
+derived from the parameters' digest, so two different models never share a version. Two digests are recorded:
+`params_sha256` (of params.msgpack alone) and `checkpoint_sha256`, which covers the parameters *and* the metadata
+(see `checkpoint_digest`), so an edited quantile list or input clip is caught as surely as damaged parameters.
+Loading checks the format, both digests, the model config (finite values, positive sizes, ascending quantiles) and
+the parameters (finite, and shaped as the config says): a corrupt or incompatible checkpoint is refused with a
 `CheckpointError`, and whatever the caller was using stays in use. Writes are atomic (temporary dir, then rename).
+
+The digests catch damage and hand edits, not a deliberate forgery: whoever can write the directory can recompute
+them. Keep models directories writable only by the controller.
+
+A checkpoint written before `checkpoint_sha256` existed still loads (everything above is checked but the metadata's
+integrity) with a logged warning; `seal_checkpoint` adds the digest to it once its metadata has been checked.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -30,13 +40,26 @@ from aihpa.errors import UserError
 from aihpa.forecast.config import ModelConfig, TrainConfig
 from aihpa.forecast.model import BiLSTM
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Checkpoint", "CheckpointError", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "Checkpoint",
+    "CheckpointError",
+    "checkpoint_digest",
+    "load_checkpoint",
+    "save_checkpoint",
+    "seal_checkpoint",
+]
+
+log = logging.getLogger(__name__)
 
 FORMAT = "aihpa-bilstm"
 FORMAT_VERSION = 1
 PARAMS = "params.msgpack"
 METADATA = "metadata.json"
 LATEST = "latest"
+# the metadata field holding the digest of the whole checkpoint (parameters and metadata)
+DIGEST = "checkpoint_sha256"
 
 
 class CheckpointError(UserError):
@@ -59,6 +82,30 @@ def _pure(model: BiLSTM) -> dict[str, Any]:
     state = nnx.state(model, nnx.Param)
     pure: dict[str, Any] = jax.tree.map(np.asarray, nnx.to_pure_dict(state))
     return pure
+
+
+def _canonical_metadata(metadata: dict[str, Any]) -> bytes:
+    """The metadata as the digest sees it: every field but the digest itself, keys sorted, no whitespace, ASCII."""
+    body = {k: v for k, v in metadata.items() if k != DIGEST}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def checkpoint_digest(payload: bytes, metadata: dict[str, Any]) -> str:
+    """sha256 of the parameters' bytes (length-prefixed, so the two parts cannot be re-cut) and the canonical JSON of
+    the metadata without `checkpoint_sha256`.
+
+    Floats are written by Python's `repr`, which round-trips exactly, so metadata read back from metadata.json gives
+    the same bytes as the metadata that was written.
+    """
+    h = hashlib.sha256()
+    h.update(len(payload).to_bytes(8, "big"))
+    h.update(payload)
+    h.update(_canonical_metadata(metadata))
+    return h.hexdigest()
+
+
+def _metadata_text(metadata: dict[str, Any]) -> str:
+    return json.dumps(metadata, indent=2, sort_keys=True) + "\n"
 
 
 def save_checkpoint(
@@ -91,6 +138,9 @@ def save_checkpoint(
         "params_sha256": params_sha,
         "provenance": provenance,
     }
+    # the digest is taken over what a reader will see: the metadata as it reads back from JSON (tuples become lists)
+    metadata = json.loads(json.dumps(metadata))
+    metadata[DIGEST] = checkpoint_digest(payload, metadata)
     root = Path(workdir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / version
@@ -98,7 +148,7 @@ def save_checkpoint(
         tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=root))
         try:
             (tmp / PARAMS).write_bytes(payload)
-            (tmp / METADATA).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+            (tmp / METADATA).write_text(_metadata_text(metadata))
             os.replace(tmp, final)
         finally:
             if tmp.exists():
@@ -134,12 +184,13 @@ def resolve(path: str | Path) -> Path:
     raise CheckpointError(f"{p}: neither a checkpoint ({METADATA}) nor a models directory ({LATEST})")
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Load and verify a checkpoint (a version directory or a models directory with `latest`)."""
-    ckpt = resolve(path)
+def _read_verified(ckpt: Path) -> tuple[dict[str, Any], bytes, bool, ModelConfig, Any]:
+    """Metadata, parameter bytes, whether the digest of the whole is recorded (it holds when it is), model config and
+    restored parameters of `ckpt`. The digests are checked before anything is read from the metadata, so an edit is
+    reported as an edit."""
     try:
         metadata = json.loads((ckpt / METADATA).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{ckpt}: unreadable {METADATA}: {exc}") from exc
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise CheckpointError(f"{ckpt}: not an {FORMAT} checkpoint")
@@ -153,6 +204,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{ckpt}: unreadable {PARAMS}: {exc}") from exc
     if hashlib.sha256(payload).hexdigest() != metadata.get("params_sha256"):
         raise CheckpointError(f"{ckpt}: {PARAMS} does not match its recorded digest (corrupt or altered)")
+    sealed = _check_digest(ckpt, metadata, payload)
     try:
         cfg = ModelConfig.from_dict(metadata["model_config"])
     except (KeyError, TypeError, ValueError) as exc:
@@ -161,7 +213,22 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         restored = serialization.msgpack_restore(payload)
     except Exception as exc:  # msgpack raises several unrelated types for damaged data
         raise CheckpointError(f"{ckpt}: cannot decode {PARAMS}: {exc}") from exc
+    return metadata, payload, sealed, cfg, restored
 
+
+def _check_digest(ckpt: Path, metadata: dict[str, Any], payload: bytes) -> bool:
+    """Whether `ckpt` records the digest of the whole (False: written before it existed); refuses one that fails."""
+    if DIGEST not in metadata:
+        return False
+    if metadata[DIGEST] != checkpoint_digest(payload, metadata):
+        raise CheckpointError(
+            f"{ckpt}: {METADATA} does not match the checkpoint's recorded digest ({DIGEST}): corrupt or edited by "
+            "hand; restore the original or train a new model with `aihpa train`"
+        )
+    return True
+
+
+def _build(ckpt: Path, cfg: ModelConfig, restored: Any) -> BiLSTM:
     # a concrete model (small: building it is cheap), so every variable, not only the parameters, is real and the
     # loaded model can be fine-tuned as well as used
     model = BiLSTM(cfg, rngs=nnx.Rngs(0))
@@ -170,7 +237,43 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     _check_shapes(ckpt, expected, restored)
     nnx.replace_by_pure_dict(params_state, _align_keys(expected, restored))
     nnx.update(model, params_state)
+    return model
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Load and verify a checkpoint (a version directory or a models directory with `latest`)."""
+    ckpt = resolve(path)
+    metadata, _payload, sealed, cfg, restored = _read_verified(ckpt)
+    if not sealed:
+        # written before the digest covered the metadata. Refusing it would leave a controller upgraded in place with
+        # no model and no version to roll back to; its config, parameters and (in the forecaster) forecasts are still
+        # checked, so only an edit that keeps them all valid goes unseen.
+        log.warning(
+            "%s: checkpoint has no %s (written by an older aihpa), so edits to its %s cannot be detected; check its "
+            "model_config, then seal it with aihpa.forecast.checkpoint.seal_checkpoint (or train a new model)",
+            ckpt, DIGEST, METADATA,
+        )
+    model = _build(ckpt, cfg, restored)
     return Checkpoint(model=model, model_cfg=cfg, metadata=metadata, path=ckpt)
+
+
+def seal_checkpoint(path: str | Path) -> Path:
+    """Record `checkpoint_sha256` in a checkpoint written before it existed; returns the version directory.
+
+    Every other check runs first (format, parameter digest, config, parameter shapes and values), and metadata.json
+    is replaced atomically with the parameters untouched, so the version name stays. A sealed checkpoint is left as
+    it is when its digest holds and refused when it does not: sealing never blesses an edit.
+    """
+    ckpt = resolve(path)
+    metadata, payload, sealed, cfg, restored = _read_verified(ckpt)
+    if sealed:
+        return ckpt
+    _build(ckpt, cfg, restored)
+    metadata[DIGEST] = checkpoint_digest(payload, metadata)
+    tmp = ckpt / f".{METADATA}.tmp"
+    tmp.write_text(_metadata_text(metadata))
+    os.replace(tmp, ckpt / METADATA)
+    return ckpt
 
 
 def _align_keys(expected: Any, restored: Any) -> Any:
@@ -200,3 +303,6 @@ def _check_shapes(ckpt: Path, expected: Any, restored: Any, where: str = "") -> 
     got = tuple(np.shape(restored))
     if shape != got:
         raise CheckpointError(f"{ckpt}: parameter {where} has shape {got}, the model config needs {shape}")
+    values = np.asarray(restored)
+    if not np.issubdtype(values.dtype, np.number) or not np.isfinite(values).all():
+        raise CheckpointError(f"{ckpt}: parameter {where} holds values that are not finite numbers")

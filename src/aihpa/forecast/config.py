@@ -7,6 +7,9 @@ which model it holds and how it was made.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -67,15 +70,42 @@ class ModelConfig:
         return max(self.window, self.max_season + self.season_lead, self.period_window)
 
     def validate(self) -> None:
-        if self.window < self.level_window or self.level_window < 1:
-            raise ValueError(f"window {self.window} must be >= level_window {self.level_window} >= 1")
-        if self.hidden < 1 or self.layers < 1 or self.horizon < 1 or self.head_hidden < 1:
-            raise ValueError("hidden, layers, horizon and head_hidden must be positive")
+        """Raise `ValueError` naming the first field that no model can be built or run with.
+
+        Checked field by field, types included, because a config also arrives from a checkpoint's JSON: a NaN clip or a
+        fractional size would otherwise load and forecast NaN.
+        """
+        for name in _INT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ValueError(f"model config {name} must be an integer, got {value!r}")
+        for name in ("hidden", "layers", "head_hidden", "horizon", "level_window", "max_season"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"model config {name} must be positive, got {getattr(self, name)}")
+        for name in ("season_lead", "period_window"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"model config {name} must be >= 0, got {getattr(self, name)}")
+        if self.window < self.level_window:
+            raise ValueError(f"model config window {self.window} must be >= level_window {self.level_window}")
+        if not _finite(self.input_clip) or self.input_clip <= 0:
+            raise ValueError(f"model config input_clip must be a finite number > 0, got {self.input_clip!r}")
+        if not _finite(self.period_min_acf) or not -1.0 <= self.period_min_acf <= 1.0:
+            raise ValueError(
+                f"model config period_min_acf must be a finite number in [-1, 1], got {self.period_min_acf!r}"
+            )
         if self.period_window and not (self.horizon <= self.period_min <= self.period_max < self.period_window):
-            raise ValueError("need horizon <= period_min <= period_max < period_window (or period_window 0)")
+            raise ValueError(
+                "model config needs horizon <= period_min <= period_max < period_window (or period_window 0), got "
+                f"{self.horizon}, {self.period_min}, {self.period_max}, {self.period_window}"
+            )
         qs = self.quantiles
-        if not qs or any(not 0.0 < q < 1.0 for q in qs) or list(qs) != sorted(set(qs)):
-            raise ValueError(f"quantiles must be strictly ascending in (0, 1): {qs}")
+        if (
+            not isinstance(qs, tuple)
+            or not qs
+            or any(not _finite(q) or not 0.0 < q < 1.0 for q in qs)
+            or any(a >= b for a, b in itertools.pairwise(qs))
+        ):
+            raise ValueError(f"model config quantiles must be strictly ascending in (0, 1), got {qs!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -88,10 +118,23 @@ class ModelConfig:
             raise ValueError(f"unknown model config field(s): {', '.join(sorted(unknown))}")
         kwargs = dict(data)
         if "quantiles" in kwargs:
-            kwargs["quantiles"] = tuple(float(q) for q in kwargs["quantiles"])
+            qs = kwargs["quantiles"]
+            if not isinstance(qs, list | tuple):
+                raise ValueError(f"model config quantiles must be a list of numbers, got {qs!r}")
+            # kept as they are (no float() of a string or a bool): validate() refuses what is not a number
+            kwargs["quantiles"] = tuple(qs)
         cfg = cls(**kwargs)
         cfg.validate()
         return cfg
+
+
+_INT_FIELDS = ("window", "hidden", "layers", "head_hidden", "horizon", "level_window", "season_lead", "max_season",
+               "period_window", "period_min", "period_max")
+
+
+def _finite(value: object) -> bool:
+    """A real number (not a bool) that is neither NaN nor infinite."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)

@@ -225,7 +225,28 @@ class BiLSTMForecaster:
         ckpt = load_checkpoint(path)
         fc = cls(ckpt.model, version=ckpt.version, metadata=ckpt.metadata)
         fc.path = ckpt.path
+        fc._check_forecasts()
         return fc
+
+    def _check_forecasts(self) -> None:
+        """Refuse a model whose forecast of a plain daily cycle is not finite (one jitted call, batch of one).
+
+        Parameters that are each finite can still overflow together; better no model (the caller keeps its own or
+        scales reactively) than one that forecasts NaN for every workload.
+        """
+        from aihpa.forecast.checkpoint import CheckpointError
+
+        cfg = self._cfg
+        # a day the seasonal context covers, a history long enough to use it, and a known end time: the full path
+        day = max(cfg.horizon, min(cfg.max_season, 1440))
+        t = np.arange(cfg.context + 1, dtype=np.float64)
+        history = (10.0 + 5.0 * np.sin(2.0 * np.pi * t / day))[None, :]
+        out = self.predict(history, end_times=[1_700_000_000.0], step_s=86400.0 / day)
+        if not np.isfinite(out).all():
+            raise CheckpointError(
+                f"{self.path}: model {self._version} forecasts non-finite values for a plain daily cycle; its "
+                "parameters are unusable: train a new model with `aihpa train` or roll back to an earlier version"
+            )
 
     @property
     def version(self) -> str:
