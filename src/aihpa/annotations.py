@@ -229,8 +229,10 @@ def _parse_tolerance(raw: str) -> float | _Invalid:
     return value
 
 
-def parse_policy(annotations: Mapping[str, object] | None, *, defaults: PolicyDefaults) -> ParsedPolicy:
+def parse_policy(annotations: Mapping[str, object] | object, *, defaults: PolicyDefaults) -> ParsedPolicy:
     """The effective policy from a Deployment's annotations: each absent or invalid value takes its default.
+
+    `annotations` is taken as found in the object (None when absent; anything but a map gives the defaults).
 
     Every fallback from a present value, every unknown `aihpa/` key (a likely typo) and a min above max produce one
     short warning each, fit for an admission response or a Warning Event.

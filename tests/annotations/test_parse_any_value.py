@@ -116,7 +116,7 @@ def test_target_utilization_accepts_the_plain_decimal_forms(raw: str, value: flo
 
 
 def test_annotations_that_are_not_a_map_give_the_defaults_with_a_warning() -> None:
-    parsed = parse_policy(["aihpa/mode"], defaults=DEFAULTS)  # type: ignore[arg-type]
+    parsed = parse_policy(["aihpa/mode"], defaults=DEFAULTS)
     assert parsed.policy == parse_policy({}, defaults=DEFAULTS).policy
     assert parsed.warnings == ("metadata.annotations is not a map; using the default policy",)
 
