@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 
 from aihpa.webhook.certs import CertificateAuthority, ServingCert
+from aihpa.webhook.server import metrics_of
 from aihpa.webhook.settings import WebhookSettings
 from tests.webhook.conftest import load_fixture
 from tests.webhook.test_cli_commands import main
@@ -168,10 +169,13 @@ async def test_connections_beyond_the_limit_wait_until_one_ends(
         third = asyncio.create_task(connect(s))
         done, _ = await asyncio.wait({third}, timeout=0.5)
         assert not done, "a third connection was served while two held both slots"
+        assert metrics_of(s.app).connections.collect()[0].samples[0].value == 2.0
         await close(held.pop(0)[1])
         async with asyncio.timeout(BOUND):
             streams = await third
-        assert (await raw_get(streams, "/readyz")).startswith(b"HTTP/1.1 200 ")
+        reply = await raw_get(streams, "/metrics")
+        assert reply.startswith(b"HTTP/1.1 200 ")
+        assert b"\naihpa_webhook_connections 2.0\n" in reply  # the one still held, and this one
         await close(streams[1])
     finally:
         if third is not None and not third.done():

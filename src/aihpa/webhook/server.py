@@ -72,6 +72,11 @@ class WebhookMetrics:
             "Unix time when the served certificate expires (0 when served without TLS).",
             registry=self.registry,
         )
+        self.connections = Gauge(
+            "aihpa_webhook_connections",
+            "Connections held now, TLS handshakes included; at the connection limit, new ones wait.",
+            registry=self.registry,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +298,7 @@ class _BoundedSite(web.BaseSite):
         self._port = port
         self._handshake_timeout_s = handshake_timeout_s
         self._slots = asyncio.Semaphore(max_connections)
+        self.held = 0  # connections accepted and not yet ended
         self._sock: socket.socket | None = None
         self._acceptor: asyncio.Task[None] | None = None
         self._opening: set[asyncio.Task[None]] = set()
@@ -352,6 +358,7 @@ class _BoundedSite(web.BaseSite):
             except BaseException:
                 self._slots.release()
                 raise
+            self.held += 1
             task = asyncio.create_task(self._open(conn))
             self._opening.add(task)
             task.add_done_callback(self._opening.discard)
@@ -364,6 +371,7 @@ class _BoundedSite(web.BaseSite):
             nonlocal freed
             if not freed:
                 freed = True
+                self.held -= 1
                 self._slots.release()
 
         server = self._runner.server
@@ -419,4 +427,6 @@ async def start_server(
     except BaseException:
         await runner.cleanup()
         raise
+    if state is not None:
+        state.metrics.connections.set_function(lambda: site.held)
     return runner, site.port
