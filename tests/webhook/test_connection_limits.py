@@ -26,6 +26,9 @@ HEADER_TIMEOUT = 0.5
 BODY_TIMEOUT = 0.5
 #: How long a test waits for the server to act on a timeout above: generous, and far below the old behaviour.
 BOUND = 4.0
+#: The server's clock starts a little before the client's (at its end of the handshake, or when the head is parsed),
+#: so a cut is only required to come later than half the timeout: it is the timeout's doing, not an instant refusal.
+EARLIEST = 0.5
 
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -82,7 +85,7 @@ async def test_a_connection_that_sends_nothing_after_the_handshake_is_closed_aft
     finally:
         await close(writer)
     assert received == b""
-    assert HEADER_TIMEOUT * 0.8 <= elapsed < BOUND
+    assert HEADER_TIMEOUT * EARLIEST <= elapsed < BOUND
 
 
 async def test_a_connection_that_never_starts_the_tls_handshake_is_closed_after_the_header_timeout(
@@ -94,7 +97,7 @@ async def test_a_connection_that_never_starts_the_tls_handshake_is_closed_after_
     finally:
         await close(writer)
     assert received == b""
-    assert HEADER_TIMEOUT * 0.8 <= elapsed < BOUND
+    assert HEADER_TIMEOUT * EARLIEST <= elapsed < BOUND
     await handshakes_settled()
 
 
@@ -107,7 +110,7 @@ async def test_a_half_sent_request_head_is_closed_after_the_header_timeout(stric
     finally:
         await close(writer)
     assert received == b""
-    assert HEADER_TIMEOUT * 0.8 <= elapsed < BOUND
+    assert HEADER_TIMEOUT * EARLIEST <= elapsed < BOUND
 
 
 async def test_a_half_sent_body_is_answered_408_and_the_connection_closed_after_the_body_timeout(
@@ -126,7 +129,7 @@ async def test_a_half_sent_body_is_answered_408_and_the_connection_closed_after_
     assert received.startswith(b"HTTP/1.1 408 "), received[:80]
     assert b"request body did not arrive in time" in received
     # the read gives up after the body timeout, then the rest of the body is drained for as long again at most
-    assert BODY_TIMEOUT * 0.8 <= elapsed < 2 * BODY_TIMEOUT + 1.0
+    assert BODY_TIMEOUT * EARLIEST <= elapsed < BOUND
 
 
 async def test_admissions_still_work_and_reuse_one_connection_with_short_timeouts(strict: Served) -> None:
@@ -197,7 +200,7 @@ async def test_a_slot_is_held_during_the_handshake_and_freed_when_it_times_out(
         loop = asyncio.get_running_loop()
         started = loop.time()
         streams = await connect(s)  # waits for the silent one's handshake to time out
-        assert loop.time() - started >= HEADER_TIMEOUT * 0.8
+        assert loop.time() - started >= HEADER_TIMEOUT * EARLIEST
         assert (await raw_get(streams, "/healthz")).startswith(b"HTTP/1.1 200 ")
         await close(streams[1])
         await close(silent)
