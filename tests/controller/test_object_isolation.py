@@ -12,7 +12,7 @@ from kubernetes_asyncio.client import ApiClient
 
 from aihpa.annotations import ParsedPolicy, PolicyDefaults, parse_policy
 from aihpa.controller import Controller
-from aihpa.k8s import KubeClient, RetrySettings
+from aihpa.k8s import KubeClient, RetrySettings, WatchEvent
 from aihpa.metrics import MetricsAPISource
 from aihpa.sim.cluster import Cluster
 from aihpa.sim.faults import Fault
@@ -132,3 +132,11 @@ async def test_readyz_is_not_ready_while_a_relist_fails_and_ready_again_once_one
     rig.cluster.faults.remove(failing)
     await controller.wait_until(lambda: controller.ready()[0])
     assert "default/during" in controller.workloads
+
+
+async def test_readyz_is_not_ready_when_handling_a_list_is_cut_short(rig: Rig) -> None:
+    def cut_short(event: WatchEvent) -> None:
+        raise RuntimeError("cut short")
+
+    await rig.controller._dispatch(WatchEvent(type="SYNC"), cut_short, "deployments", "/apis/apps/v1/deployments")
+    assert rig.controller.ready() == (False, "deployments: handling the list failed: RuntimeError")
