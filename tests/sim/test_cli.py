@@ -23,6 +23,7 @@ from aihpa.sim.testing import kubectl_binary
         (["--port", "70000"], "--port must be between 0 and 65535"),
         (["--trace", "does-not-exist.csv"], "no such file"),
         (["--deployment", "web"], "--deployment needs --trace"),
+        (["--pod-capacity", "-1"], "--pod-capacity must be at least 0"),
     ],
 )
 def test_bad_flags_are_one_line_user_errors(
