@@ -41,6 +41,7 @@ from aihpa.forecast.config import ModelConfig, TrainConfig
 from aihpa.forecast.model import BiLSTM
 
 __all__ = [
+    "DIGEST",
     "FORMAT",
     "FORMAT_VERSION",
     "Checkpoint",

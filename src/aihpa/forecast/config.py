@@ -134,7 +134,9 @@ _INT_FIELDS = ("window", "hidden", "layers", "head_hidden", "horizon", "level_wi
 
 def _finite(value: object) -> bool:
     """A real number (not a bool) that is neither NaN nor infinite."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, numbers.Real) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
