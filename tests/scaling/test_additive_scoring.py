@@ -70,6 +70,8 @@ def _policy(*scorings: Scoring, **kw: object) -> PredictivePolicy:
         "target_utilization": 1.0,
         "scorings": scorings,
         "behavior": DEFAULT_BEHAVIOR.with_scale_down_stabilization(0),
+        # the scorings' own headroom is what these tests measure: no hysteresis on top
+        "hysteresis": 0.0,
     }
     settings.update(kw)
     return PredictivePolicy(**settings)  # type: ignore[arg-type]

@@ -118,10 +118,11 @@ def run_backtest_command(args: argparse.Namespace) -> int:
         result = run_backtest(trace, policies=names, forecaster=forecaster, progress=progress)
 
     print(f"{result.trace}: {result.steps} steps, physical limit {result.physical_limit:.0f} pod-minutes")
-    print(f"{'policy':10} {'cost at SLO':>12}")
+    print(f"{'policy':10} {'cost at SLO':>12} {'actions at SLO':>15}")
     for name, res in result.policies.items():
         figure = "—" if res.cost_at_slo is None else f"{res.cost_at_slo:.3f}"
-        print(f"{name:10} {figure:>12}")
+        actions = res.actions_at_slo
+        print(f"{name:10} {figure:>12} {'—' if actions is None else f'{actions:.0f}':>15}")
     if args.json:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,7 @@ __all__ = [
     "Replay",
     "StepView",
     "SweepPoint",
+    "actions_at_slo",
     "cost_at_slo",
     "demand_from_values",
     "physical_limit",
@@ -216,16 +217,34 @@ def score(result: Replay, knobs: Sequence[float]) -> list[SweepPoint]:
     return points
 
 
-def cost_at_slo(points: Sequence[SweepPoint], limit: float, *, slo: float = SLO_SATURATION) -> float | None:
-    """Pod-minutes at exactly `slo` saturated steps, interpolated along the sweep, divided by the physical limit."""
+def _slo_pair(points: Sequence[SweepPoint], slo: float) -> tuple[SweepPoint, SweepPoint, float] | None:
+    """A (the cheapest setting meeting `slo`), B (the dearest one cheaper than A) and the share of the way from A to
+    B at which the line through them crosses `slo` (0 with no cheaper setting, B = A); None if none meets it."""
     meeting = [p for p in points if p.saturated_share <= slo]
-    if not meeting or limit <= 0:
+    if not meeting:
         return None
     best = min(meeting, key=lambda p: (p.pod_minutes, p.saturated_share))
     cheaper = [p for p in points if p.pod_minutes < best.pod_minutes]
     if not cheaper:
-        return best.pod_minutes / limit
+        return best, best, 0.0
     nxt = max(cheaper, key=lambda p: (p.pod_minutes, -p.saturated_share))
     # nxt is cheaper than the cheapest setting meeting the SLO, so it misses it: its share is above slo
-    frac = (slo - best.saturated_share) / (nxt.saturated_share - best.saturated_share)
+    return best, nxt, (slo - best.saturated_share) / (nxt.saturated_share - best.saturated_share)
+
+
+def cost_at_slo(points: Sequence[SweepPoint], limit: float, *, slo: float = SLO_SATURATION) -> float | None:
+    """Pod-minutes at exactly `slo` saturated steps, interpolated along the sweep, divided by the physical limit."""
+    pair = _slo_pair(points, slo)
+    if pair is None or limit <= 0:
+        return None
+    best, nxt, frac = pair
     return (best.pod_minutes + frac * (nxt.pod_minutes - best.pod_minutes)) / limit
+
+
+def actions_at_slo(points: Sequence[SweepPoint], *, slo: float = SLO_SATURATION) -> float | None:
+    """Scaling actions at exactly `slo` saturated steps, on the same line through the sweep as `cost_at_slo`."""
+    pair = _slo_pair(points, slo)
+    if pair is None:
+        return None
+    best, nxt, frac = pair
+    return best.scaling_actions + frac * (nxt.scaling_actions - best.scaling_actions)

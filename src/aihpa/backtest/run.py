@@ -29,6 +29,7 @@ from aihpa.backtest.protocol import (
     MIN_STEPS,
     BatchPolicy,
     SweepPoint,
+    actions_at_slo,
     cost_at_slo,
     demand_from_values,
     physical_limit,
@@ -73,9 +74,15 @@ class PolicyResult:
     ready: npt.NDArray[np.int64]
     settings: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def actions_at_slo(self) -> float | None:
+        """Scaling actions at exactly the SLO, on the same line through the sweep as the cost."""
+        return actions_at_slo(self.sweep)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "cost_at_slo": self.cost_at_slo,
+            "actions_at_slo": self.actions_at_slo,
             "knob": self.knob_name,
             "settings": self.settings,
             "sweep": [p.as_dict() for p in self.sweep],
@@ -186,7 +193,7 @@ def run_backtest(
         if isinstance(batch, AihpaBatch):
             # which of the side-by-side scorings each risk setting ended the replay with
             settings["scoring_in_use"] = [
-                policy.scorings[state.choice].base for policy, state in zip(batch.policies, batch.states, strict=True)
+                policy.scorings[state.choice].label for policy, state in zip(batch.policies, batch.states, strict=True)
             ]
         points = tuple(score(outcome, grid))
         results[name] = PolicyResult(

@@ -37,6 +37,7 @@ from aihpa.scaling.hpa import DEFAULT_TOLERANCE, hpa_replicas
 
 __all__ = [
     "DEFAULT_SCORINGS",
+    "HPA_SCORING",
     "Observation",
     "PredictivePolicy",
     "PredictiveState",
@@ -146,6 +147,16 @@ class Scoring:
     volatility_scale: float | None = None
     volatility_floor: float = 0.2
     volatility_window: int = 30
+    # base "last": the highest usage of the last `hold` samples (5 at one-minute steps is the HPA's own 300 s
+    # scale-down stabilization: the HPA formula applied to this peak, at a target the calibration chooses, is the
+    # reactive HPA as a calibrated candidate)
+    hold: int = 1
+    # what the Decision's reason and the status call this scoring (empty: its base)
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.name or self.base
 
     def settings(self) -> dict[str, object]:
         """The calibration settings this scoring changes (besides the offset)."""
@@ -163,20 +174,30 @@ class Scoring:
             raise ValueError("volatility_scale must be positive")
         if not 0.0 < self.volatility_floor <= 1.0 or self.volatility_window < 1:
             raise ValueError("volatility_floor must be in (0, 1] and volatility_window at least 1")
+        if self.hold < 1:
+            raise ValueError("hold must be at least 1 sample")
 
 
-#: The scorings aihpa calibrates side by side by default: the model's quantile forecast scored as a ratio (errors
-#: that grow with the level), and the last observed usage scored additively (a three-day window, scores in units of
-#: one pod's request weighted by the recent volatility, capacity at most 5% above the recent peak), for workloads
-#: that move in unpredictable steps of a few cores that no model sees coming.
+#: The reactive HPA as a calibrated candidate: the HPA formula applied to the highest usage of the last 5 samples
+#: (its 300 s scale-down stabilization at one-minute steps), at the target utilization the calibration chooses so
+#: that its realized saturation holds the risk (the ratio headroom is 1 / target).
+HPA_SCORING = Scoring(base="last", hold=5, mode="ratio", name="hpa")
+
+#: The scorings aihpa calibrates side by side by default: the reactive HPA (`HPA_SCORING`, used first, so that a
+#: workload whose forecast adds nothing gets the HPA at a calibrated target), the model's quantile forecast scored
+#: as a ratio (errors that grow with the level), and the last observed usage scored additively (a three-day window,
+#: scores in units of one pod's request weighted by the recent volatility, capacity at most 5% above the recent
+#: peak), for workloads that move in unpredictable steps of a few cores that no model sees coming.
 DEFAULT_SCORINGS: tuple[Scoring, ...] = (
-    Scoring(),
+    HPA_SCORING,
+    Scoring(name="forecast"),
     Scoring(
         base="last",
         mode="additive",
         window=4320,
         peak_cap=0.05,
         volatility_scale=0.02,
+        name="last-usage",
     ),
 )
 
@@ -242,6 +263,10 @@ class PredictivePolicy:
     # move slowly enough not to flap, and a margin kept the bursty Bitbrains trace on the costlier scoring for long)
     select_margin: float = 0.0
     select_slack: float = 1.5
+    # hysteresis, as the HPA's tolerance: a desired count within this share of the current one (either way) keeps
+    # the current count. Changes cost too (pod churn, cold caches, API writes); the calibration sees the saturation
+    # that holding causes and widens the headroom to pay for it.
+    hysteresis: float = DEFAULT_TOLERANCE
 
     def __post_init__(self) -> None:
         if self.step_seconds <= 0:
@@ -252,6 +277,8 @@ class PredictivePolicy:
             raise ValueError("target utilization must be in (0, 1]")
         if not self.scorings:
             raise ValueError("at least one scoring is needed")
+        if not 0.0 <= self.hysteresis < 1.0:
+            raise ValueError("hysteresis must be in [0, 1)")
         if self.memory < 1 or self.select_after < 1 or self.select_slack <= 0 or not 0 <= self.select_margin < 1:
             raise ValueError(
                 "memory and select_after must be at least 1, select_slack positive, select_margin in [0, 1)"
@@ -304,7 +331,7 @@ class PredictivePolicy:
 
     @property
     def _trail_length(self) -> int:
-        return 1 + max(self.volatility_window, *(s.volatility_window for s in self.scorings))
+        return 1 + max(self.volatility_window, *(max(s.volatility_window, s.hold) for s in self.scorings))
 
     def _pods(self, capacity: float, floor: int) -> int:
         """The pods that hold `capacity` cores at the target utilization, at least `floor`."""
@@ -387,6 +414,13 @@ class PredictivePolicy:
             trail=trail,
         )
 
+    @staticmethod
+    def _held(state: PredictiveState, last: float, hold: int) -> float:
+        """The highest of the last `hold` usage samples (the newest is `last`)."""
+        if hold <= 1 or not state.trail:
+            return last
+        return max(last, max(state.trail[-hold:]))
+
     def _shape(self, state: PredictiveState, usage: float) -> tuple[float | None, float | None, float | None]:
         """Where `usage` stands in the range of the recent samples (0 at the bottom, 1 at the top), its last change
         and the mean absolute change over the last volatility_window samples, both as shares of that range; None
@@ -446,11 +480,15 @@ class PredictivePolicy:
                     bases = {
                         "quantile": float(lead[:, self._quantile_index(quantiles, self.base_quantile)].max()),
                         "median": median,
-                        "last": max(obs.usage, 0.0) if math.isfinite(obs.usage) else median,
                     }
+                    last = max(obs.usage, 0.0) if math.isfinite(obs.usage) else median
                     # spread mode centres the model's forecast on the median, its spread reaching the top quantile
                     peak_bases = tuple(
-                        median if s.base == "quantile" and self._mode(s) == "spread" else bases[s.base]
+                        median
+                        if s.base == "quantile" and self._mode(s) == "spread"
+                        else self._held(state, last, s.hold)
+                        if s.base == "last"
+                        else bases[s.base]
                         for s in self.scorings
                     )
                     spread = max(0.0, top - median)
@@ -477,7 +515,7 @@ class PredictivePolicy:
                         peak = capacity
                         headroom_text = f"calibrated at risk {self.risk:.2%}"
                         if len(self.scorings) > 1:
-                            headroom_text += f" on the {self.scorings[chosen].base} forecast"
+                            headroom_text += f" on the {self.scorings[chosen].label} forecast"
                         if obs.saturated:
                             headroom_text += ", after a saturated step"
                     peaks = tuple(
@@ -495,15 +533,47 @@ class PredictivePolicy:
             predicted = self._pods(peak, 0)
             if predicted >= reactive:
                 desired = predicted
-                reason = (
-                    f"forecast peak {peak_base:.2f} cores over {self.lead_steps} step(s), {peak:.2f} with headroom "
-                    f"({headroom_text}), needs {predicted} pods at {self.target_utilization:.0%}"
-                )
+                scoring = self.scorings[state.choice]
+                if scoring.base == "last" and scoring.mode != "additive" and headroom_text.startswith("calibrated"):
+                    target = peak_base / peak if peak > 0 else 1.0
+                    reason = (
+                        f"{scoring.label}: peak usage of the last {scoring.hold} sample(s) {peak_base:.2f} cores at "
+                        f"a calibrated target of {target:.0%} ({headroom_text}) is {peak:.2f} cores, needs "
+                        f"{predicted} pods at {self.target_utilization:.0%}"
+                    )
+                else:
+                    reason = (
+                        f"forecast peak {peak_base:.2f} cores over {self.lead_steps} step(s), {peak:.2f} with "
+                        f"headroom ({headroom_text}), needs {predicted} pods at {self.target_utilization:.0%}"
+                    )
+                reason += self._selection_text(state)
             else:
                 desired = reactive
                 reason = f"{reactive_reason}, above the forecast's {predicted} pods (reactive floor)"
+        current = obs.current_replicas
+        # a saturated step is never held: demand is already cut off
+        held = desired < current or not obs.saturated
+        if self.hysteresis > 0 and current > 0 and held and abs(desired - current) <= self.hysteresis * current:
+            reason = f"{reason}; {desired} is within {self.hysteresis:.0%} of the current {current}: kept"
+            desired = current
         decision, bstate = _normalize(obs, desired=desired, reason=reason, behavior=self.behavior, state=state.behavior)
         return decision, replace(state, behavior=bstate)
+
+    def _selection_text(self, state: PredictiveState) -> str:
+        """Why the scoring in use is the one in use: each candidate's average capacity and shortfall rate."""
+        n = len(self.scorings)
+        if n < 2:
+            return ""
+        if len(state.costs) != n or state.compared < self.select_after:
+            return f"; {self.scorings[state.choice].label} until the {n} candidates are compared"
+        figures = ", ".join(
+            f"{s.label} {cost:.2f} cores {rate:.1%} short"
+            for s, cost, rate in zip(self.scorings, state.costs, state.shortfall_rates, strict=True)
+        )
+        return (
+            f"; {self.scorings[state.choice].label} is the cheapest candidate within {self.select_slack:g}x "
+            f"the risk ({figures})"
+        )
 
     def _compare(
         self, state: PredictiveState, capacities: tuple[float, ...], shortfalls: tuple[bool | None, ...]
