@@ -23,6 +23,8 @@ from aihpa.scaling.calibration import Calibration, CalibrationState
 from aihpa.scaling.decision import Decision
 from aihpa.scaling.hpa import DEFAULT_TOLERANCE, ReplicaRecommendation, hpa_replicas
 from aihpa.scaling.policy import (
+    DEFAULT_SCORINGS,
+    HPA_SCORING,
     Observation,
     PredictivePolicy,
     PredictiveState,
@@ -35,7 +37,9 @@ __all__ = [
     "DEFAULT_BEHAVIOR",
     "DEFAULT_SCALE_DOWN",
     "DEFAULT_SCALE_UP",
+    "DEFAULT_SCORINGS",
     "DEFAULT_TOLERANCE",
+    "HPA_SCORING",
     "Behavior",
     "BehaviorState",
     "Calibration",

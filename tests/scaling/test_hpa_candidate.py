@@ -1,0 +1,141 @@
+"""The reactive HPA as a calibrated candidate beside the forecast-based scorings, and hysteresis against churn."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from aihpa.scaling import (
+    DEFAULT_BEHAVIOR,
+    DEFAULT_SCORINGS,
+    HPA_SCORING,
+    Calibration,
+    Observation,
+    PredictivePolicy,
+    PredictiveState,
+    Scoring,
+)
+
+QUANTILES = (0.5, 0.9, 0.99)
+
+
+def _policy(**kw: object) -> PredictivePolicy:
+    settings: dict[str, object] = {
+        "calibration": Calibration(risk=0.02, offset=1.0),
+        "target_utilization": 1.0,
+        "behavior": DEFAULT_BEHAVIOR.with_scale_down_stabilization(0),
+    }
+    settings.update(kw)
+    return PredictivePolicy(**settings)  # type: ignore[arg-type]
+
+
+def _loop(
+    policy: PredictivePolicy, demand: np.ndarray, forecast_at: Callable[[int, float], np.ndarray]
+) -> tuple[float, float, int, PredictiveState, str]:
+    """The protocol's pod model; returns (saturated share, mean pods, scale changes) over the second half, the final
+    state and the last reason."""
+    state = PredictiveState()
+    replicas = ready = 20
+    usage = float(demand[0])
+    saturated = pods = changes = 0
+    half = demand.shape[0] // 2
+    reason = ""
+    for t in range(1, demand.shape[0]):
+        obs = Observation(usage=usage, pods_with_metrics=ready, current_replicas=replicas, now=60.0 * t, history_len=t)
+        decision, state = policy.decide(obs, state, forecast=forecast_at(t, usage), quantiles=QUANTILES)
+        reason = decision.reason
+        if t >= half:
+            changes += decision.replicas != replicas
+        ready = min(replicas, decision.replicas)
+        replicas = decision.replicas
+        usage = min(float(demand[t]), ready)
+        if t >= half:
+            saturated += demand[t] > ready
+            pods += replicas
+    n = demand.shape[0] - half
+    return saturated / n, pods / n, changes, state, reason
+
+
+def _noisy_walk(steps: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    level = 20.0 + np.cumsum(rng.normal(0.0, 0.15, steps))
+    return np.clip(level + rng.normal(0.0, 0.8, steps), 2.0, None)
+
+
+def test_the_hpa_candidate_scores_the_peak_of_the_last_five_samples() -> None:
+    policy = _policy(scorings=(HPA_SCORING,))
+    state = PredictiveState()
+    usages = [3.0, 9.0, 4.0, 4.0, 4.0, 4.0, 5.0]
+    bases = []
+    for t, usage in enumerate(usages, start=1):
+        obs = Observation(usage=usage, pods_with_metrics=20, current_replicas=20, now=60.0 * t, history_len=t)
+        _, state = policy.decide(obs, state, forecast=np.full((2, 3), usage, np.float32), quantiles=QUANTILES)
+        bases.append(state.pending[-1][0][0][0])
+    # 9 cores stay the base for five samples (the HPA's 300 s scale-down stabilization at 60 s steps), then leave
+    assert bases == [3.0, 9.0, 9.0, 9.0, 9.0, 9.0, 5.0]
+
+
+def test_a_useless_forecast_degrades_to_the_hpa_at_no_extra_cost() -> None:
+    demand = _noisy_walk(4000, seed=3)
+    rng = np.random.default_rng(7)
+
+    def misleading(t: int, usage: float) -> np.ndarray:
+        # quantiles that say nothing about the next steps: the usage times a random factor
+        return np.full((2, 3), usage * rng.uniform(0.3, 3.0), dtype=np.float32)
+
+    fast = {"select_after": 300, "memory": 300.0}
+    sat_all, pods_all, _, state, _ = _loop(_policy(**fast), demand, misleading)
+    sat_hpa, pods_hpa, _, _, _ = _loop(_policy(scorings=(HPA_SCORING,), **fast), demand, misleading)
+    assert DEFAULT_SCORINGS[state.choice].label in ("hpa", "last-usage")  # never the model's forecast
+    assert sat_all <= 0.04 and sat_hpa <= 0.04
+    assert pods_all <= 1.03 * pods_hpa
+
+
+def test_hysteresis_cuts_scale_changes_and_the_calibration_pays_for_it() -> None:
+    demand = _noisy_walk(3000, seed=11)
+
+    def flat(t: int, usage: float) -> np.ndarray:
+        return np.full((2, 3), usage, dtype=np.float32)
+
+    sat_0, pods_0, changes_0, _, _ = _loop(_policy(scorings=(HPA_SCORING,), hysteresis=0.0), demand, flat)
+    sat_h, pods_h, changes_h, _, _ = _loop(_policy(scorings=(HPA_SCORING,), hysteresis=0.1), demand, flat)
+    assert changes_h < 0.5 * changes_0
+    # both hold the risk (2%) within the slack of online learning, and holding costs little capacity
+    assert sat_0 <= 0.04 and sat_h <= 0.04
+    assert pods_h <= 1.1 * pods_0
+
+
+@pytest.mark.parametrize(("per_pod", "expected"), [(2.0, 20), (1.0, 23)])
+def test_hysteresis_never_holds_a_saturated_step(per_pod: float, expected: int) -> None:
+    # 20 cores on 20 pods at a 90% target: the reactive HPA wants 23, within 20% of 20. Pods that may use 2 cores
+    # each are not saturated: held at 20. Pods capped at 1 core each are: demand is cut off, so 23 now.
+    policy = _policy(target_utilization=0.9, hysteresis=0.2, min_history=10_000)
+    obs = Observation(
+        usage=20.0, pods_with_metrics=20, current_replicas=20, now=60.0, history_len=1, capacity_per_pod=per_pod
+    )
+    decision, _ = policy.decide(obs, PredictiveState(), forecast=None, quantiles=QUANTILES)
+    assert decision.replicas == expected
+    if expected == 20:
+        assert "within 20% of the current 20: kept" in decision.reason
+
+
+def test_the_reason_names_the_candidate_in_use_and_why() -> None:
+    demand = _noisy_walk(1200, seed=5)
+
+    def flat(t: int, usage: float) -> np.ndarray:
+        return np.full((2, 3), usage, dtype=np.float32)
+
+    *_, state, reason = _loop(_policy(select_after=200, memory=200.0, hysteresis=0.0), demand, flat)
+    in_use = DEFAULT_SCORINGS[state.choice].label
+    assert f"{in_use} is the cheapest candidate within 1.5x the risk" in reason
+    for scoring in DEFAULT_SCORINGS:
+        assert f"{scoring.label} " in reason and "short" in reason
+
+
+def test_hysteresis_is_validated() -> None:
+    with pytest.raises(ValueError, match="hysteresis"):
+        _policy(hysteresis=1.0)
+    with pytest.raises(ValueError, match="hold"):
+        Scoring(hold=0)
