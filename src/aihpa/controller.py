@@ -657,7 +657,10 @@ class Controller:
                     state=w.state.behavior, behavior=p.policy.behavior, old=current, new=decision.replicas, now=now))
         # between forecast steps a steady workload has nothing new to say: no status write
         if p.kind not in ("hold",) or applied or not w.status:
-            await self._write_status(w, decision, reactive=p.reactive, usage=p.usage, now=now, mode=p.mode)
+            scorings = p.policy.scorings
+            candidate = scorings[w.state.choice].label if 0 <= w.state.choice < len(scorings) else None
+            await self._write_status(w, decision, reactive=p.reactive, usage=p.usage, now=now, mode=p.mode,
+                                     candidate=candidate if p.mode != "reactive" else None)
         return p.result(applied=applied)
 
     async def _apply(self, w: _Workload, decision: Decision, *, current: int, now: float) -> bool:
@@ -678,7 +681,8 @@ class Controller:
         return True
 
     async def _write_status(
-        self, w: _Workload, decision: Decision, *, reactive: int, usage: float | None, now: float, mode: str
+        self, w: _Workload, decision: Decision, *, reactive: int, usage: float | None, now: float, mode: str,
+        candidate: str | None = None,
     ) -> None:
         forecast: dict[str, Any] | None = None
         if w.forecast is not None:
@@ -696,6 +700,8 @@ class Controller:
             "usage": None if usage is None else round(usage, 4),
             "forecast": forecast,
             "reason": decision.reason,
+            # the candidate the predictive policy acts on (the calibrated HPA, the model's forecast, the last usage)
+            "candidate": candidate,
             "mode": mode,
             "model": self.forecaster.version,
         }

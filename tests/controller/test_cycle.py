@@ -40,6 +40,9 @@ async def test_scales_up_to_the_forecast_before_the_load_arrives(rig: Rig) -> No
     assert status["model"] == "scripted-1" and status["replicas"] == 20
     assert "forecast peak" in status["reason"] and status["forecast"]["peak"]["p99"] == 7.0
     assert "7.00 cores" in status["reason"]  # the reason speaks in cores, whatever the pods' request
+    # the candidate the policy acts on: the calibrated HPA comes first, with the forecast's top quantile standing in
+    # while it has too few scores
+    assert status["candidate"] == "hpa" and "while calibrating" in status["reason"]
     messages = [e["message"] for e in _events(rig, "Scaled")]
     final = [m for m in messages if "-> 20:" in m]
     assert len(final) == 1 and "forecast peak" in final[0]

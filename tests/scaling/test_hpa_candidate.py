@@ -64,8 +64,8 @@ def _noisy_walk(steps: int, seed: int) -> np.ndarray:
     return np.clip(level + rng.normal(0.0, 0.8, steps), 2.0, None)
 
 
-def test_the_hpa_candidate_scores_the_peak_of_the_last_five_samples() -> None:
-    policy = _policy(scorings=(HPA_SCORING,))
+def test_a_held_last_usage_scores_the_peak_of_the_last_samples() -> None:
+    policy = _policy(scorings=(Scoring(base="last", mode="ratio", hold=5),))
     state = PredictiveState()
     usages = [3.0, 9.0, 4.0, 4.0, 4.0, 4.0, 5.0]
     bases = []
@@ -73,7 +73,7 @@ def test_the_hpa_candidate_scores_the_peak_of_the_last_five_samples() -> None:
         obs = Observation(usage=usage, pods_with_metrics=20, current_replicas=20, now=60.0 * t, history_len=t)
         _, state = policy.decide(obs, state, forecast=np.full((2, 3), usage, np.float32), quantiles=QUANTILES)
         bases.append(state.pending[-1][0][0][0])
-    # 9 cores stay the base for five samples (the HPA's 300 s scale-down stabilization at 60 s steps), then leave
+    # 9 cores stay the base for five samples, then leave
     assert bases == [3.0, 9.0, 9.0, 9.0, 9.0, 9.0, 5.0]
 
 
