@@ -591,6 +591,8 @@ class Controller:
             target_utilization=p.target_utilization,
             request_per_pod=w.request_cores or 1.0,
             tolerance=p.tolerance,
+            # the same band holds a predictive count: no change of fewer pods than this share of the current count
+            hysteresis=p.tolerance,
             behavior=behavior,
             min_history=self.forecaster.min_history,
             step_seconds=self.settings.step_s,

@@ -251,13 +251,14 @@ class AihpaBatch:
         return out
 
 
-#: aihpa's behavior in the backtest: the HPA's own 300 s scale-down stabilization (the default of the
-#: `aihpa/scale-down-stabilization` annotation: scale changes cost pod churn and API writes, and a count that follows
-#: every step of a noisy forecast changes on most steps), and no scale-up rate limit (+100 pods per 15 s): the count
-#: is sized from a calibrated forecast, so the limit that shields a reactive HPA from metric noise would only delay
-#: the surge after a missed burst. Both are ordinary HPA behavior settings a user can give aihpa.
+#: aihpa's behavior in the backtest: no scale-down stabilization window and no scale-up rate limit (+100 pods per
+#: 15 s): the count is sized from a calibrated forecast, so a window that holds every peak for five minutes only adds
+#: cost (Wikipedia 1.334 with it against 1.135 without, and it did not cut the scale changes on Twitter), and the
+#: limit that shields a reactive HPA from metric noise would delay the surge after a missed burst. Churn is held by
+#: the policy's hysteresis instead, and the HPA candidate keeps the HPA's own stabilization in its base. Both are
+#: ordinary HPA behavior settings a user can give aihpa.
 AIHPA_BEHAVIOR = replace(
-    _BACKTEST_BEHAVIOR,
+    _BACKTEST_BEHAVIOR.with_scale_down_stabilization(0),
     scale_up=ScalingRules(stabilization_window_seconds=0, policies=(ScalingPolicy("Pods", MAX_PODS, 15),)),
 )
 

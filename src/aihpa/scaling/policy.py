@@ -178,10 +178,10 @@ class Scoring:
             raise ValueError("hold must be at least 1 sample")
 
 
-#: The reactive HPA as a calibrated candidate: the HPA formula applied to the last usage at the target
-#: utilization the calibration chooses so that its realized saturation holds the risk (the ratio headroom is
-#: 1 / target); the policy's `behavior` adds the HPA's scale-down stabilization and `hysteresis` its tolerance.
-HPA_SCORING = Scoring(base="last", mode="ratio", name="hpa")
+#: The reactive HPA as a calibrated candidate: the HPA formula applied to the highest usage of the last 5 samples
+#: (its 300 s scale-down stabilization at one-minute steps), at the target utilization the calibration chooses so
+#: that its realized saturation holds the risk (the ratio headroom is 1 / target); `hysteresis` is its tolerance.
+HPA_SCORING = Scoring(base="last", hold=5, mode="ratio", name="hpa")
 
 #: The scorings aihpa calibrates side by side by default: the reactive HPA (`HPA_SCORING`, used first, so that a
 #: workload whose forecast adds nothing gets the HPA at a calibrated target), the model's quantile forecast scored
