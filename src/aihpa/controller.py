@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import inspect
 import json
 import logging
 import math
@@ -737,12 +738,19 @@ class Controller:
     async def _bounded(self, jobs: Iterable[Awaitable[T]]) -> list[T]:
         """Run API calls concurrently, at most `api_concurrency` at a time, results in order."""
         sem = asyncio.Semaphore(self.settings.api_concurrency)
+        waiting = list(jobs)
 
         async def one(job: Awaitable[T]) -> T:
             async with sem:
                 return await job
 
-        return list(await asyncio.gather(*(one(j) for j in jobs)))
+        try:
+            return list(await asyncio.gather(*(one(j) for j in waiting)))
+        finally:
+            # cancelled (shutdown) before some of them started: close those, so none is left never awaited
+            for job in waiting:
+                if inspect.iscoroutine(job) and inspect.getcoroutinestate(job) == inspect.CORO_CREATED:
+                    job.close()
 
     # ---- model life cycle ---------------------------------------------------------------------------------------
 
