@@ -33,7 +33,7 @@ import numpy.typing as npt
 from aihpa.scaling.behavior import DEFAULT_BEHAVIOR, Behavior, BehaviorState, apply_behavior, record_scale
 from aihpa.scaling.calibration import Calibration, CalibrationState, Context, ring_push
 from aihpa.scaling.decision import Decision
-from aihpa.scaling.hpa import DEFAULT_TOLERANCE, hpa_replicas
+from aihpa.scaling.hpa import DEFAULT_TOLERANCE, Tolerance, hpa_replicas
 
 __all__ = [
     "DEFAULT_SCORINGS",
@@ -461,6 +461,7 @@ class PredictivePolicy:
         )
         reactive, reactive_reason = self.reactive.recommend(obs)
         peak = math.nan
+        calibrated = False
         why_not = ""
         if forecast is None:
             why_not = "no forecast"
@@ -506,6 +507,7 @@ class PredictivePolicy:
                     )
                     chosen = state.choice
                     peak_base, capacity = peak_bases[chosen], capacities[chosen]
+                    calibrated = capacity is not None
                     if capacity is None:
                         # not calibrated yet: the forecaster's own top quantile stands in (over its base quantile)
                         peak, peak_base = top, bases["quantile"]
@@ -534,7 +536,7 @@ class PredictivePolicy:
             if predicted >= reactive:
                 desired = predicted
                 scoring = self.scorings[state.choice]
-                if scoring.base == "last" and scoring.mode != "additive" and headroom_text.startswith("calibrated"):
+                if scoring.base == "last" and scoring.mode != "additive" and calibrated:
                     target = peak_base / peak if peak > 0 else 1.0
                     reason = (
                         f"{scoring.label}: peak usage of the last {scoring.hold} sample(s) {peak_base:.2f} cores at "
@@ -551,9 +553,14 @@ class PredictivePolicy:
                 desired = reactive
                 reason = f"{reactive_reason}, above the forecast's {predicted} pods (reactive floor)"
         current = obs.current_replicas
-        # a saturated step is never held: demand is already cut off
-        held = desired < current or not obs.saturated
-        if self.hysteresis > 0 and current > 0 and held and abs(desired - current) <= self.hysteresis * current:
+        # the HPA's tolerance band over desired / current; a saturated step is never held: demand is already cut off
+        may_hold = desired < current or not obs.saturated
+        if (
+            self.hysteresis > 0
+            and current > 0
+            and may_hold
+            and Tolerance.of(self.hysteresis).is_within(desired / current)
+        ):
             reason = f"{reason}; {desired} is within {self.hysteresis:.0%} of the current {current}: kept"
             desired = current
         decision, bstate = _normalize(obs, desired=desired, reason=reason, behavior=self.behavior, state=state.behavior)
