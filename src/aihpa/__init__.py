@@ -20,8 +20,9 @@ Names load on first use (`__getattr__`), so `import aihpa` stays light and `aihp
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
+
+from aihpa._version import __version__
 
 if TYPE_CHECKING:
     from aihpa.backtest import run_backtest
@@ -47,11 +48,6 @@ if TYPE_CHECKING:
     from aihpa.webhook.certs import CertificateSource
     from aihpa.webhook.server import create_app, start_server
     from aihpa.webhook.settings import WebhookSettings
-
-try:
-    __version__ = version("aihpa")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0"
 
 #: Where each public name lives; resolved on first access.
 _HOMES: dict[str, str] = {

@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from aihpa import __version__
+from aihpa._version import __version__
 from aihpa.errors import UserError
 
 COMMAND_MODULES: tuple[str, ...] = (

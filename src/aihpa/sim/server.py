@@ -19,7 +19,7 @@ import yaml
 from aiohttp import web
 from multidict import CIMultiDict
 
-from aihpa import __version__
+from aihpa._version import __version__
 from aihpa.clock import Clock
 from aihpa.sim.api import PATCH_TYPES, Api
 from aihpa.sim.errors import ApiError, status_object
