@@ -596,7 +596,7 @@ class Controller:
             hysteresis=p.tolerance,
             behavior=behavior,
             min_history=self.forecaster.min_history,
-            step_seconds=self.settings.step_s,
+            step_s=self.settings.step_s,
         )
 
     def _decide(self, w: _Workload, *, usage: float | None, now: float, step: int) -> _Pending:

@@ -190,7 +190,7 @@ def test_additive_units_are_one_pods_request_weighted_by_the_volatility() -> Non
     _, calm = _replay(policy, [10.0] * 40)
     _, stormy = _replay(policy, [5.0, 10.0] * 20)
     _, mild = _replay(policy, [10.0, 10.05] * 20)  # mean change 0.05 = 25% of 2% of the peak
-    units = [s.pending[-1][0][0][1] for s in (calm, stormy, mild)]
+    units = [s.pending[-1].peaks[0].offset for s in (calm, stormy, mild)]
     assert units == pytest.approx([0.5 * 0.2, 0.5, 0.5 * 0.05 / (0.02 * 10.05)])
 
 

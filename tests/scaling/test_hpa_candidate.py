@@ -72,7 +72,7 @@ def test_a_held_last_usage_scores_the_peak_of_the_last_samples() -> None:
     for t, usage in enumerate(usages, start=1):
         obs = Observation(usage=usage, pods_with_metrics=20, current_replicas=20, now=60.0 * t, history_len=t)
         _, state = policy.decide(obs, state, forecast=np.full((2, 3), usage, np.float32), quantiles=QUANTILES)
-        bases.append(state.pending[-1][0][0][0])
+        bases.append(state.pending[-1].peaks[0].base)
     # 9 cores stay the base for five samples, then leave
     assert bases == [3.0, 9.0, 9.0, 9.0, 9.0, 9.0, 5.0]
 

@@ -277,7 +277,7 @@ def default_backtest_policy(forecaster: Forecaster) -> PredictivePolicy:
         base_quantile=0.95,
         min_history=max(1, forecaster.min_history),
         behavior=AIHPA_BEHAVIOR,
-        step_seconds=STEP_SECONDS,
+        step_s=STEP_SECONDS,
     )
 
 

@@ -1,4 +1,5 @@
-"""Replica math, HPA-compatible behavior, and the policies that return a Decision with its reason.
+"""Replica math, HPA-compatible behavior, the policies, and the rules between forecasts, each returning a Decision
+with its reason and its kind.
 
 Pure core: never imports the network, the Kubernetes client or the adapters, and never reads the wall clock (`now` is
 always an argument). Configurations and states are frozen dataclasses; functions return new states.
@@ -20,18 +21,21 @@ from aihpa.scaling.behavior import (
     stabilize,
 )
 from aihpa.scaling.calibration import Calibration, CalibrationState
-from aihpa.scaling.decision import Decision
+from aihpa.scaling.decision import Decision, DecisionKind
 from aihpa.scaling.hpa import DEFAULT_TOLERANCE, ReplicaRecommendation, hpa_replicas
 from aihpa.scaling.policy import (
     DEFAULT_SCORINGS,
     HPA_SCORING,
     Observation,
+    PendingOutcome,
     PredictivePolicy,
     PredictiveState,
     ReactivePolicy,
     ReactiveState,
+    ScoredPeak,
     Scoring,
 )
+from aihpa.scaling.safety import hold_without_metric, safety_net
 
 __all__ = [
     "DEFAULT_BEHAVIOR",
@@ -45,7 +49,9 @@ __all__ = [
     "Calibration",
     "CalibrationState",
     "Decision",
+    "DecisionKind",
     "Observation",
+    "PendingOutcome",
     "PredictivePolicy",
     "PredictiveState",
     "ReactivePolicy",
@@ -54,10 +60,13 @@ __all__ = [
     "ScaleEvent",
     "ScalingPolicy",
     "ScalingRules",
+    "ScoredPeak",
     "Scoring",
     "apply_behavior",
+    "hold_without_metric",
     "hpa_replicas",
     "record_scale",
+    "safety_net",
     "scale_down_limit",
     "scale_up_limit",
     "stabilize",

@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from aihpa.scaling.decision import Decision
+from aihpa.scaling.decision import Decision, DecisionKind
 
 __all__ = [
     "DEFAULT_BEHAVIOR",
@@ -302,6 +302,7 @@ def apply_behavior(
     state: BehaviorState,
     now: float,
     reason: str,
+    kind: DecisionKind = DecisionKind.REACTIVE,
 ) -> tuple[Decision, BehaviorState]:
     """The HPA's normalize step, in reconcileAutoscaler's order.
 
@@ -311,20 +312,21 @@ def apply_behavior(
     - otherwise stabilization, then rate limits and min/max (`Behavior`, normalizeDesiredReplicasWithBehaviors), or
       the legacy rules of an HPA without `spec.behavior` (`LegacyBehavior`, normalizeDesiredReplicas).
 
-    `desired` is the raw recommendation and `reason` why it was made. Scale events are not recorded here: call
+    `desired` is the raw recommendation, `reason` why it was made and `kind` the rule that made it (the Decision
+    carries both on, whatever behavior does to the count). Scale events are not recorded here: call
     `record_scale` once the new count has actually been applied.
     """
     lo, hi = behavior.min_replicas, behavior.max_replicas
     if current == 0 and lo > 0:
         text = f"scaling is disabled since the replica count of the target is zero (min {lo}); keeping 0"
-        return Decision(replicas=0, reason=text, recommended=desired, limited_by="ScalingDisabled"), state
+        return Decision(replicas=0, reason=text, recommended=desired, limited_by="ScalingDisabled", kind=kind), state
     if current > hi or current < lo:
         bound, why, side = (hi, "TooManyReplicas", "above max") if current > hi else (lo, "TooFewReplicas", "below min")
         text = (
             f"{reason}; recommended {desired}; the current count {current} is {side} {bound}: "
             f"{_explain(why, min_replicas=lo, max_replicas=hi)} directly, without stabilization or rate limits"
         )
-        return Decision(replicas=bound, reason=text, recommended=desired, limited_by=why), state
+        return Decision(replicas=bound, reason=text, recommended=desired, limited_by=why, kind=kind), state
     if isinstance(behavior, LegacyBehavior):
         stabilized, state = _legacy_stabilize(
             desired=desired, window_seconds=behavior.downscale_stabilization_seconds, state=state, now=now
@@ -340,7 +342,7 @@ def apply_behavior(
     text = reason
     if limited_by:
         text = f"{reason}; recommended {desired}, {_explain(limited_by, min_replicas=lo, max_replicas=hi)}"
-    return Decision(replicas=replicas, reason=text, recommended=desired, limited_by=limited_by), state
+    return Decision(replicas=replicas, reason=text, recommended=desired, limited_by=limited_by, kind=kind), state
 
 
 def record_scale(

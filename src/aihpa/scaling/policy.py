@@ -25,24 +25,27 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from aihpa.scaling.behavior import DEFAULT_BEHAVIOR, Behavior, BehaviorState, apply_behavior, record_scale
 from aihpa.scaling.calibration import Calibration, CalibrationState, Context, ring_push
-from aihpa.scaling.decision import Decision
+from aihpa.scaling.decision import Decision, DecisionKind
 from aihpa.scaling.hpa import DEFAULT_TOLERANCE, Tolerance, hpa_replicas
+from aihpa.step import DEFAULT_STEP_S
 
 __all__ = [
     "DEFAULT_SCORINGS",
     "HPA_SCORING",
     "Observation",
+    "PendingOutcome",
     "PredictivePolicy",
     "PredictiveState",
     "ReactivePolicy",
     "ReactiveState",
+    "ScoredPeak",
     "Scoring",
 ]
 
@@ -75,11 +78,12 @@ class Observation:
 
 
 def _normalize(
-    obs: Observation, *, desired: int, reason: str, behavior: Behavior, state: BehaviorState
+    obs: Observation, *, desired: int, reason: str, kind: DecisionKind, behavior: Behavior, state: BehaviorState
 ) -> tuple[Decision, BehaviorState]:
     """The HPA's normalize step for a recommendation, and the scale it leads to remembered for the rate limits."""
     decision, bstate = apply_behavior(
-        current=obs.current_replicas, desired=desired, behavior=behavior, state=state, now=obs.now, reason=reason
+        current=obs.current_replicas, desired=desired, behavior=behavior, state=state, now=obs.now, reason=reason,
+        kind=kind,
     )
     bstate = record_scale(state=bstate, behavior=behavior, old=obs.current_replicas, new=decision.replicas, now=obs.now)
     return decision, bstate
@@ -113,7 +117,10 @@ class ReactivePolicy:
 
     def decide(self, obs: Observation, state: ReactiveState) -> tuple[Decision, ReactiveState]:
         desired, reason = self.recommend(obs)
-        decision, bstate = _normalize(obs, desired=desired, reason=reason, behavior=self.behavior, state=state.behavior)
+        decision, bstate = _normalize(
+            obs, desired=desired, reason=reason, kind=DecisionKind.REACTIVE, behavior=self.behavior,
+            state=state.behavior,
+        )
         return decision, ReactiveState(behavior=bstate)
 
 
@@ -201,10 +208,64 @@ DEFAULT_SCORINGS: tuple[Scoring, ...] = (
     ),
 )
 
-#: Pending outcome of one decision: per scoring (forecast peak, offset, capacity it asked for, pods that would have
-#: served it with the reactive floor), then the spread, whether it was made right after a saturated step, per scoring
-#: the context, and the control step.
-Pending = tuple[tuple[tuple[float, float, float, float], ...], float, bool, tuple[Context, ...], int]
+class ScoredPeak(NamedTuple):
+    """One scoring's side of a decision, kept until the decision's outcome is known."""
+
+    # the forecast the headroom is added to (cores, at least 0; NaN when no forecast was used)
+    base: float
+    # the calibration's offset for this score (additive mode: its unit)
+    offset: float
+    # the capacity the scoring asked for (cores; NaN while it is not calibrated or without a forecast)
+    capacity: float
+    # the pods that would have served that capacity, with the reactive floor (NaN where `capacity` is)
+    pods: float
+
+
+class PendingOutcome(NamedTuple):
+    """A decision waiting `lead_steps` steps for the realized peak it is scored against."""
+
+    # per scoring, in the policy's order
+    peaks: tuple[ScoredPeak, ...]
+    # the forecast's top quantile over its median at the peak (cores; NaN without a forecast)
+    spread: float
+    # made right after a saturated step
+    after_saturation: bool
+    # per scoring, the calibration context the score is filed under
+    contexts: tuple[Context, ...]
+    # the control step it was made at
+    step: int
+
+
+class _Frame(NamedTuple):
+    """What every scoring's calibration needs on this step, forecast or not."""
+
+    step: int
+    # the highest of the recent usage samples (None before the first)
+    recent_peak: float | None
+    # per scoring: the offset of its next score, its calibration settings, the context it is filed under
+    offsets: tuple[float, ...]
+    configs: tuple[Calibration, ...]
+    contexts: tuple[Context, ...]
+
+
+class _Candidates(NamedTuple):
+    """Each scoring's capacity for one usable forecast."""
+
+    # the forecast's top quantile and its base quantile, peaks over the lead time (cores)
+    top: float
+    quantile_peak: float
+    # per scoring: the forecast the headroom is added to, and the capacity asked for (None: not calibrated yet)
+    bases: tuple[float, ...]
+    capacities: tuple[float | None, ...]
+    spread: float
+
+
+class _Proposal(NamedTuple):
+    """A recommendation before the hysteresis and behavior."""
+
+    desired: int
+    reason: str
+    kind: DecisionKind
 
 
 @dataclass(frozen=True)
@@ -214,7 +275,7 @@ class PredictiveState:
     behavior: BehaviorState = field(default_factory=BehaviorState)
     calibrations: tuple[CalibrationState, ...] = ()
     # the decisions of the last lead_steps steps, oldest first; each is compared with its realized peak later
-    pending: tuple[Pending, ...] = ()
+    pending: tuple[PendingOutcome, ...] = ()
     # per scoring, moving averages of the capacity it asked for and of how often that fell short of the realized peak
     costs: tuple[float, ...] = ()
     shortfall_rates: tuple[float, ...] = ()
@@ -248,8 +309,8 @@ class PredictivePolicy:
     min_history: int = 1
     tolerance: float = DEFAULT_TOLERANCE
     behavior: Behavior = DEFAULT_BEHAVIOR
-    # the control step (seconds): decisions are numbered floor(now / step_seconds) for the calibration's cycle phases
-    step_seconds: float = 60.0
+    # the control step (seconds): decisions are numbered floor(now / step_s) for the calibration's cycle phases
+    step_s: float = DEFAULT_STEP_S
     # usage samples the level context and the recent peak (offset_share, peak_cap) look back over
     level_window: int = 720
     # usage changes the volatile context averages over
@@ -269,8 +330,8 @@ class PredictivePolicy:
     hysteresis: float = DEFAULT_TOLERANCE
 
     def __post_init__(self) -> None:
-        if self.step_seconds <= 0:
-            raise ValueError("step_seconds must be positive")
+        if not self.step_s > 0:
+            raise ValueError(f"step_s must be positive, got {self.step_s}")
         if self.lead_steps < 1:
             raise ValueError("lead_steps must be at least 1")
         if not 0.0 < self.target_utilization <= 1.0:
@@ -358,19 +419,19 @@ class PredictivePolicy:
         if obs.history_len > 0 and math.isfinite(obs.usage):
             levels, levels_position = ring_push(levels, levels_position, obs.usage, self.level_window)
             trail = (*trail, obs.usage)[-self._trail_length :]
-        if any(len(p[0]) != len(self.scorings) for p in pending):  # made under other scorings: start afresh
+        if any(len(p.peaks) != len(self.scorings) for p in pending):  # made under other scorings: start afresh
             pending = ()
         if len(pending) >= self.lead_steps and len(recent) == self.lead_steps:
             # the pods that served the step just observed: with pods ready a step after they are asked for and an
             # immediate scale-down, the fewest that the last lead_steps decisions asked for
             served = tuple(
-                min((p[0][i][3] for p in pending), key=lambda x: -math.inf if math.isnan(x) else x)
+                min((p.peaks[i].pods for p in pending), key=lambda x: -math.inf if math.isnan(x) else x)
                 for i in range(len(self.scorings))
             )
-            (peaks, spread, after_saturation, contexts, step), pending = pending[0], pending[1:]
+            outcome, pending = pending[0], pending[1:]
             realized = max(u for u, _ in recent)
             censored = any(s for _, s in recent)
-            capacities = tuple(c for _, _, c, _ in peaks)
+            capacities = tuple(peak.capacity for peak in outcome.peaks)
             # the scoring in use is corrected by the realized saturation; the others by whether the pods they would
             # have had would have saturated on this step too (a saturated observation hides the demand above it: it
             # counts as censored_bump times what was seen), so all are held to the same measure of the risk. Pods
@@ -389,19 +450,19 @@ class PredictivePolicy:
             )
             state = self._compare(state, capacities, shortfalls)
             calibrations = tuple(
-                self._calibration(scoring, offset).update(
+                self._calibration(scoring, peak.offset).update(
                     cal,
                     realized=realized,
-                    forecast=forecast,
+                    forecast=peak.base,
                     censored=censored,
                     saturated=short,
-                    after_saturation=after_saturation,
-                    spread=spread,
+                    after_saturation=outcome.after_saturation,
+                    spread=outcome.spread,
                     context=context,
-                    step=step,
+                    step=outcome.step,
                 )
-                for scoring, cal, (forecast, offset, _, _), context, short in zip(
-                    self.scorings, calibrations, peaks, contexts, shortfalls, strict=True
+                for scoring, cal, peak, context, short in zip(
+                    self.scorings, calibrations, outcome.peaks, outcome.contexts, shortfalls, strict=True
                 )
             )
         return replace(
@@ -445,10 +506,36 @@ class PredictivePolicy:
         forecast: npt.NDArray[np.floating] | None,
         quantiles: Sequence[float],
     ) -> tuple[Decision, PredictiveState]:
-        """One cycle. `forecast` is this workload's [horizon, n_quantiles] demand forecast in cores (or None)."""
+        """One cycle. `forecast` is this workload's [horizon, n_quantiles] demand forecast in cores (or None).
+
+        The steps: fold the observation into the calibration (`observe`); frame this step's calibration contexts
+        (`_frame`); take the forecast's lead-time peaks, or say why there are none (`_lead`); size each scoring's
+        capacity (`_candidates`) and file it to be scored (`_pending`); recommend the pods for the scoring in use,
+        floored by the reactive HPA (`_predictive`), or fall back to the reactive HPA (`_fallback`); keep the current
+        count within the hysteresis (`_hold_within_tolerance`); then the HPA's behavior (`_normalize`).
+        """
         state = self.observe(obs, state)
-        calibrations = state.calibrations
-        step = math.floor(obs.now / self.step_seconds + 1e-9)
+        frame = self._frame(obs, state)
+        reactive = self.reactive.recommend(obs)
+        lead = self._lead(obs, forecast)
+        if isinstance(lead, str):
+            proposal = self._fallback(reactive, why_not=lead)
+            outcome = self._unscored(obs, frame)
+        else:
+            candidates = self._candidates(obs, state, frame, lead, quantiles)
+            outcome = self._pending(obs, frame, candidates, reactive=reactive[0])
+            proposal = self._predictive(obs, state, candidates, reactive)
+        state = replace(state, pending=(*state.pending, outcome))
+        proposal = self._hold_within_tolerance(obs, proposal)
+        decision, bstate = _normalize(
+            obs, desired=proposal.desired, reason=proposal.reason, kind=proposal.kind, behavior=self.behavior,
+            state=state.behavior,
+        )
+        return decision, replace(state, behavior=bstate)
+
+    def _frame(self, obs: Observation, state: PredictiveState) -> _Frame:
+        """This step's number, the recent peak, and each scoring's offset, calibration settings and context."""
+        step = math.floor(obs.now / self.step_s + 1e-9)
         level = rise = volatility = None
         if self.calibration.contextual:
             level, rise, volatility = self._shape(state, obs.usage)
@@ -457,103 +544,132 @@ class PredictivePolicy:
         configs = tuple(self._calibration(s, o) for s, o in zip(self.scorings, offsets, strict=True))
         contexts = tuple(
             config.context(cal, step=step, level=level, rise=rise, volatility=volatility)
-            for config, cal in zip(configs, calibrations, strict=True)
+            for config, cal in zip(configs, state.calibrations, strict=True)
         )
-        reactive, reactive_reason = self.reactive.recommend(obs)
-        peak = math.nan
-        calibrated = False
-        why_not = ""
-        if forecast is None:
-            why_not = "no forecast"
-        elif obs.history_len < self.min_history:
-            why_not = f"history too short ({obs.history_len} of {self.min_history} samples)"
-        else:
-            arr = np.asarray(forecast, dtype=np.float64)
-            if arr.ndim != 2 or arr.shape[0] < 1:
-                why_not = "forecast has the wrong shape"
-            else:
-                lead = arr[: self.lead_steps]
-                if not np.isfinite(lead).all():
-                    why_not = "forecast is not finite"
-                else:
-                    top = float(lead[:, -1].max())
-                    median = float(lead[:, self._quantile_index(quantiles, 0.5)].max())
-                    bases = {
-                        "quantile": float(lead[:, self._quantile_index(quantiles, self.base_quantile)].max()),
-                        "median": median,
-                    }
-                    last = max(obs.usage, 0.0) if math.isfinite(obs.usage) else median
-                    # spread mode centres the model's forecast on the median, its spread reaching the top quantile
-                    peak_bases = tuple(
-                        median
-                        if s.base == "quantile" and self._mode(s) == "spread"
-                        else self._held(state, last, s.hold)
-                        if s.base == "last"
-                        else bases[s.base]
-                        for s in self.scorings
-                    )
-                    spread = max(0.0, top - median)
-                    capacities = tuple(
-                        self._capped(
-                            scoring,
-                            config.provision(
-                                cal, peak=base, spread=spread, after_saturation=obs.saturated, context=context
-                            ),
-                            recent_peak,
-                        )
-                        for scoring, config, cal, base, context in zip(
-                            self.scorings, configs, calibrations, peak_bases, contexts, strict=True
-                        )
-                    )
-                    chosen = state.choice
-                    peak_base, capacity = peak_bases[chosen], capacities[chosen]
-                    calibrated = capacity is not None
-                    if capacity is None:
-                        # not calibrated yet: the forecaster's own top quantile stands in (over its base quantile)
-                        peak, peak_base = top, bases["quantile"]
-                        n_scores = len(calibrations[chosen].log_ratios)
-                        headroom_text = f"top quantile while calibrating ({n_scores} scores)"
-                    else:
-                        peak = capacity
-                        headroom_text = f"calibrated at risk {self.risk:.2%}"
-                        if len(self.scorings) > 1:
-                            headroom_text += f" on the {self.scorings[chosen].label} forecast"
-                        if obs.saturated:
-                            headroom_text += ", after a saturated step"
-                    peaks = tuple(
-                        (max(b, 0.0), o, *((math.nan, math.nan) if c is None else (c, self._pods(c, reactive))))
-                        for b, o, c in zip(peak_bases, offsets, capacities, strict=True)
-                    )
-                    state = replace(state, pending=(*state.pending, (peaks, spread, obs.saturated, contexts, step)))
+        return _Frame(step=step, recent_peak=recent_peak, offsets=offsets, configs=configs, contexts=contexts)
 
-        if math.isnan(peak):
-            desired, reason = reactive, f"{reactive_reason} (fallback: {why_not})"
-            # keep the calibration queue aligned with decisions even when no forecast was used
-            missing = tuple((math.nan, o, math.nan, math.nan) for o in offsets)
-            state = replace(state, pending=(*state.pending, (missing, math.nan, obs.saturated, contexts, step)))
+    def _lead(
+        self, obs: Observation, forecast: npt.NDArray[np.floating] | None
+    ) -> npt.NDArray[np.float64] | str:
+        """The forecast over the lead time ([lead_steps, n_quantiles]), or why it cannot be used."""
+        if forecast is None:
+            return "no forecast"
+        if obs.history_len < self.min_history:
+            return f"history too short ({obs.history_len} of {self.min_history} samples)"
+        arr = np.asarray(forecast, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[0] < 1:
+            return "forecast has the wrong shape"
+        lead = arr[: self.lead_steps]
+        if not np.isfinite(lead).all():
+            return "forecast is not finite"
+        return lead
+
+    def _candidates(
+        self,
+        obs: Observation,
+        state: PredictiveState,
+        frame: _Frame,
+        lead: npt.NDArray[np.float64],
+        quantiles: Sequence[float],
+    ) -> _Candidates:
+        """Each scoring's base (the forecast its headroom is added to) and the capacity its calibration asks for."""
+        top = float(lead[:, -1].max())
+        median = float(lead[:, self._quantile_index(quantiles, 0.5)].max())
+        quantile_peak = float(lead[:, self._quantile_index(quantiles, self.base_quantile)].max())
+        last = max(obs.usage, 0.0) if math.isfinite(obs.usage) else median
+        # spread mode centres the model's forecast on the median, its spread reaching the top quantile
+        bases = tuple(
+            median
+            if s.base == "quantile" and self._mode(s) == "spread"
+            else self._held(state, last, s.hold)
+            if s.base == "last"
+            else quantile_peak
+            if s.base == "quantile"
+            else median
+            for s in self.scorings
+        )
+        spread = max(0.0, top - median)
+        capacities = tuple(
+            self._capped(
+                scoring,
+                config.provision(cal, peak=base, spread=spread, after_saturation=obs.saturated, context=context),
+                frame.recent_peak,
+            )
+            for scoring, config, cal, base, context in zip(
+                self.scorings, frame.configs, state.calibrations, bases, frame.contexts, strict=True
+            )
+        )
+        return _Candidates(top=top, quantile_peak=quantile_peak, bases=bases, capacities=capacities, spread=spread)
+
+    def _pending(self, obs: Observation, frame: _Frame, candidates: _Candidates, *, reactive: int) -> PendingOutcome:
+        """What each scoring asked for on this step, to be scored once its outcome is known."""
+        peaks = tuple(
+            ScoredPeak(max(b, 0.0), o, math.nan, math.nan) if c is None
+            else ScoredPeak(max(b, 0.0), o, c, float(self._pods(c, reactive)))
+            for b, o, c in zip(candidates.bases, frame.offsets, candidates.capacities, strict=True)
+        )
+        return PendingOutcome(
+            peaks=peaks, spread=candidates.spread, after_saturation=obs.saturated, contexts=frame.contexts,
+            step=frame.step,
+        )
+
+    @staticmethod
+    def _unscored(obs: Observation, frame: _Frame) -> PendingOutcome:
+        """A step without a usable forecast: nothing to score, but the queue stays aligned with the decisions."""
+        peaks = tuple(ScoredPeak(math.nan, o, math.nan, math.nan) for o in frame.offsets)
+        return PendingOutcome(
+            peaks=peaks, spread=math.nan, after_saturation=obs.saturated, contexts=frame.contexts, step=frame.step
+        )
+
+    @staticmethod
+    def _fallback(reactive: tuple[int, str], *, why_not: str) -> _Proposal:
+        desired, reason = reactive
+        return _Proposal(desired, f"{reason} (fallback: {why_not})", DecisionKind.FALLBACK)
+
+    def _predictive(
+        self, obs: Observation, state: PredictiveState, candidates: _Candidates, reactive: tuple[int, str]
+    ) -> _Proposal:
+        """The pods for the scoring in use (its calibrated capacity, or the forecast's top quantile while it has too
+        few scores), unless the reactive HPA asks for more."""
+        chosen = state.choice
+        scoring = self.scorings[chosen]
+        capacity = candidates.capacities[chosen]
+        if capacity is None:
+            # not calibrated yet: the forecaster's own top quantile stands in (over its base quantile)
+            peak, peak_base = candidates.top, candidates.quantile_peak
+            headroom_text = f"top quantile while calibrating ({len(state.calibrations[chosen].log_ratios)} scores)"
         else:
-            predicted = self._pods(peak, 0)
-            if predicted >= reactive:
-                desired = predicted
-                scoring = self.scorings[state.choice]
-                if scoring.base == "last" and scoring.mode != "additive" and calibrated:
-                    target = peak_base / peak if peak > 0 else 1.0
-                    reason = (
-                        f"{scoring.label}: peak usage of the last {scoring.hold} sample(s) {peak_base:.2f} cores at "
-                        f"a calibrated target of {target:.0%} ({headroom_text}) is {peak:.2f} cores, needs "
-                        f"{predicted} pods at {self.target_utilization:.0%}"
-                    )
-                else:
-                    reason = (
-                        f"forecast peak {peak_base:.2f} cores over {self.lead_steps} step(s), {peak:.2f} with "
-                        f"headroom ({headroom_text}), needs {predicted} pods at {self.target_utilization:.0%}"
-                    )
-                reason += self._selection_text(state)
-            else:
-                desired = reactive
-                reason = f"{reactive_reason}, above the forecast's {predicted} pods (reactive floor)"
-        current = obs.current_replicas
-        # the HPA's tolerance band over desired / current; a saturated step is never held: demand is already cut off
+            peak, peak_base = capacity, candidates.bases[chosen]
+            headroom_text = f"calibrated at risk {self.risk:.2%}"
+            if len(self.scorings) > 1:
+                headroom_text += f" on the {scoring.label} forecast"
+            if obs.saturated:
+                headroom_text += ", after a saturated step"
+        predicted = self._pods(peak, 0)
+        floor, floor_reason = reactive
+        if predicted < floor:
+            return _Proposal(
+                floor, f"{floor_reason}, above the forecast's {predicted} pods (reactive floor)",
+                DecisionKind.REACTIVE_FLOOR,
+            )
+        if scoring.base == "last" and scoring.mode != "additive" and capacity is not None:
+            target = peak_base / peak if peak > 0 else 1.0
+            reason = (
+                f"{scoring.label}: peak usage of the last {scoring.hold} sample(s) {peak_base:.2f} cores at "
+                f"a calibrated target of {target:.0%} ({headroom_text}) is {peak:.2f} cores, needs "
+                f"{predicted} pods at {self.target_utilization:.0%}"
+            )
+        else:
+            reason = (
+                f"forecast peak {peak_base:.2f} cores over {self.lead_steps} step(s), {peak:.2f} with "
+                f"headroom ({headroom_text}), needs {predicted} pods at {self.target_utilization:.0%}"
+            )
+        return _Proposal(predicted, reason + self._selection_text(state), DecisionKind.FORECAST)
+
+    def _hold_within_tolerance(self, obs: Observation, proposal: _Proposal) -> _Proposal:
+        """The HPA's tolerance band over desired / current keeps the current count; a saturated step is never held
+        up (its demand is already cut off)."""
+        desired, current = proposal.desired, obs.current_replicas
         may_hold = desired < current or not obs.saturated
         if (
             self.hysteresis > 0
@@ -561,10 +677,9 @@ class PredictivePolicy:
             and may_hold
             and Tolerance.of(self.hysteresis).is_within(desired / current)
         ):
-            reason = f"{reason}; {desired} is within {self.hysteresis:.0%} of the current {current}: kept"
-            desired = current
-        decision, bstate = _normalize(obs, desired=desired, reason=reason, behavior=self.behavior, state=state.behavior)
-        return decision, replace(state, behavior=bstate)
+            reason = f"{proposal.reason}; {desired} is within {self.hysteresis:.0%} of the current {current}: kept"
+            return proposal._replace(desired=current, reason=reason)
+        return proposal
 
     def _selection_text(self, state: PredictiveState) -> str:
         """Why the scoring in use is the one in use: each candidate's average capacity and shortfall rate."""
