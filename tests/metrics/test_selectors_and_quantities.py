@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from aihpa.metrics import parse_cpu, selector_to_string
+from aihpa.sim.hpa import tolerance_of
+from aihpa.sim.workload import parse_cpu as sim_cpu
 
 
 @pytest.mark.parametrize(
@@ -19,6 +21,23 @@ def test_cpu_quantities(text: str | int, cores: float) -> None:
 def test_bad_quantities_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="quantity"):
         parse_cpu(bad)
+
+
+@pytest.mark.parametrize("bad", [True, None, "1e999", [1]])
+def test_values_that_are_no_quantity_are_refused(bad: object) -> None:
+    with pytest.raises(ValueError, match="quantity"):
+        parse_cpu(bad)
+
+
+def test_the_simulator_reads_quantities_with_the_same_parser() -> None:
+    for text in ("250m", "1", "1500000000n", "2.5", "100u", 3, "1k", "1Gi", "5e-1"):
+        assert sim_cpu(text) == parse_cpu(text)
+    for bad in ("", "abc", "1x", None):
+        assert sim_cpu(bad) == 0.0  # the simulated pod asks for nothing rather than failing its Deployment
+    assert tolerance_of({"behavior": {"scaleUp": {"tolerance": "50m"}}}).scale_up == pytest.approx(0.05)
+    for bad in ("-1", "x", "1e999"):
+        with pytest.raises(ValueError, match="tolerance"):
+            tolerance_of({"behavior": {"scaleDown": {"tolerance": bad}}})
 
 
 def test_selector_with_labels_and_expressions() -> None:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from aihpa.k8s.client import KubeClient
 from aihpa.k8s.errors import K8sError
-from aihpa.metrics.quantity import parse_cpu
 from aihpa.metrics.source import WorkloadRef, selector_matches, selector_to_string
+from aihpa.quantity import parse_quantity
 
 __all__ = ["MetricsAPISource", "PodUsage"]
 
@@ -68,7 +68,7 @@ class MetricsAPISource:
         for pod in items:
             for container in pod.get("containers") or []:
                 try:
-                    total += parse_cpu((container.get("usage") or {}).get("cpu", "0"))
+                    total += parse_quantity((container.get("usage") or {}).get("cpu", "0"))
                 except ValueError:
                     logger.warning("%s: bad CPU quantity in PodMetrics %s", workload.key,
                                    (pod.get("metadata") or {}).get("name"))
@@ -103,7 +103,7 @@ class MetricsAPISource:
                 try:
                     if not selector_matches(workloads[i].selector, labels):
                         continue
-                    cores[i] += sum(parse_cpu((c.get("usage") or {}).get("cpu", "0"))
+                    cores[i] += sum(parse_quantity((c.get("usage") or {}).get("cpu", "0"))
                                     for c in pod.get("containers") or [])
                 except (KeyError, ValueError):
                     bad.add(i)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from aihpa.errors import AihpaError
+from aihpa.labels import selector_matches as labels_match
+from aihpa.labels import selector_to_string
 
 __all__ = ["MetricsError", "MetricsSource", "WorkloadRef", "selector_matches", "selector_to_string"]
 
@@ -40,46 +42,10 @@ class MetricsSource(Protocol):
         ...
 
 
-def selector_to_string(selector: Mapping[str, Any]) -> str:
-    """A LabelSelector object as the label-selector query string the API server takes.
-
-    Raises ValueError for an operator Kubernetes does not define.
-    """
-    parts = [f"{k}={v}" for k, v in sorted(dict(selector.get("matchLabels") or {}).items())]
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr["key"], expr["operator"], list(expr.get("values") or [])
-        if op == "In":
-            parts.append(f"{key} in ({','.join(values)})")
-        elif op == "NotIn":
-            parts.append(f"{key} notin ({','.join(values)})")
-        elif op == "Exists":
-            parts.append(key)
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-        else:
-            raise ValueError(f"unknown label selector operator {op!r}")
-    return ",".join(parts)
-
-
 def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    """Whether `labels` satisfy a LabelSelector object, as the API server decides it. An empty selector matches
-    nothing here: a Deployment always has one, and matching every pod would be a silent disaster."""
-    match = dict(selector.get("matchLabels") or {})
-    exprs = list(selector.get("matchExpressions") or [])
-    if not match and not exprs:
+    """Whether a pod with `labels` belongs to a workload with this selector (`aihpa.labels.selector_matches`), except
+    that an empty selector matches nothing here: a Deployment always has one (WorkloadRef's default `{}` means "not
+    known"), and counting every pod of the namespace would be a silent disaster. ValueError for an unknown operator."""
+    if not (selector.get("matchLabels") or selector.get("matchExpressions")):
         return False
-    if any(labels.get(k) != v for k, v in match.items()):
-        return False
-    for expr in exprs:
-        key, op, values = expr["key"], expr["operator"], set(expr.get("values") or [])
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            raise ValueError(f"unknown label selector operator {op!r}")
-    return True
+    return labels_match(selector, labels)

@@ -16,15 +16,15 @@ import json
 import logging
 import ssl
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
 
+from aihpa.labels import selector_matches
 from aihpa.sim.errors import ApiError
 from aihpa.sim.patch import PatchError, json_patch
 from aihpa.sim.resources import Registry, ResourceType
-from aihpa.sim.selectors import match_label_selector_object
 from aihpa.sim.store import Store
 from aihpa.sim.types import AdmissionRequest, AdmissionReview, Obj
 
@@ -36,6 +36,16 @@ logger = logging.getLogger(__name__)
 ServiceResolver = Callable[[str, str, int], tuple[str, int]]
 
 
+
+
+def _selects(hook: Obj, selector: Any, labels: Mapping[str, str]) -> bool:
+    """A webhook's objectSelector or namespaceSelector against labels; one the API server cannot read fails the
+    request with a 500, as upstream's matcher does."""
+    try:
+        return selector_matches(selector, labels)
+    except (AttributeError, ValueError) as exc:
+        raise ApiError(500, f'Internal error occurred: webhook "{hook.get("name")}" has an invalid selector: {exc}',
+                       reason="InternalError") from exc
 
 
 def _rule_matches(rule: Obj, *, rt: ResourceType, operation: str, subresource: str | None) -> bool:
@@ -160,8 +170,8 @@ class Admission:
         labels = (obj.get("metadata") or {}).get("labels") or {}
         old_labels = ((old or {}).get("metadata") or {}).get("labels") or {}
         selector = hook.get("objectSelector")
-        if selector and not (match_label_selector_object(selector, labels)
-                             or (old is not None and match_label_selector_object(selector, old_labels))):
+        if selector and not (_selects(hook, selector, labels)
+                             or (old is not None and _selects(hook, selector, old_labels))):
             return False
         ns_selector = hook.get("namespaceSelector")
         if ns_selector and self._ns is not None:
@@ -172,7 +182,7 @@ class Admission:
                 ns_labels = ((ns_obj or {}).get("metadata") or {}).get("labels") or {}
             else:
                 return True  # cluster-scoped objects are not subject to namespaceSelector
-            if not match_label_selector_object(ns_selector, ns_labels):
+            if not _selects(hook, ns_selector, ns_labels):
                 return False
         return True
 

@@ -15,12 +15,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from aihpa.labels import OPERATORS, selector_matches
 from aihpa.sim.admission import Admission
 from aihpa.sim.conversions import core_event_to_events_v1, events_v1_to_core_event
 from aihpa.sim.errors import ApiError
 from aihpa.sim.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from aihpa.sim.resources import Registry, ResourceType
-from aihpa.sim.selectors import field_labels, field_selector, label_selector, match_label_selector_object
+from aihpa.sim.selectors import field_labels, field_selector, label_selector
 from aihpa.sim.store import Store, View
 from aihpa.sim.types import Obj, Status
 
@@ -534,6 +535,11 @@ def _deployment_shape(obj: Obj) -> list[tuple[str, str]]:
         exprs = selector.get("matchExpressions")
         if exprs is not None and not (isinstance(exprs, list) and all(isinstance(e, dict) for e in exprs)):
             causes.append(("spec.selector.matchExpressions", "Invalid value: must be a list of objects"))
+        elif exprs is not None:
+            supported = ", ".join(f'"{op}"' for op in OPERATORS)
+            causes.extend((f"spec.selector.matchExpressions[{i}].operator",
+                           f"Unsupported value: {e.get('operator')!r}: supported values: {supported}")
+                          for i, e in enumerate(exprs) if e.get("operator") not in OPERATORS)
     return causes
 
 
@@ -549,7 +555,7 @@ def _deployment_causes(obj: Obj, old: Obj | None) -> list[tuple[str, str]]:
         return causes
     template = spec.get("template") or {}
     labels = (template.get("metadata") or {}).get("labels") or {}
-    if not match_label_selector_object(selector, labels):
+    if not selector_matches(selector, labels):
         causes.append(("spec.template.metadata.labels",
                        f"Invalid value: {labels!r}: `selector` does not match template `labels`"))
     containers = (template.get("spec") or {}).get("containers")

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from dataclasses import dataclass, replace
 from typing import Any
 
 from aihpa.clock import Clock
+from aihpa.quantity import parse_quantity
 from aihpa.scaling import (
     DEFAULT_SCALE_DOWN,
     DEFAULT_SCALE_UP,
@@ -112,10 +112,13 @@ def behavior_of(
 
 def _quantity(raw: Any) -> float:
     """A non-negative decimal Quantity ("0.05", "50m"); ValueError for anything else, as the API would refuse it."""
-    text = str(raw).strip()
-    value = float(text[:-1]) / 1000.0 if text.endswith("m") else float(text)
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"tolerance must be a quantity >= 0, not {text!r}")
+    refused = ValueError(f"tolerance must be a quantity >= 0, not {raw!r}")
+    try:
+        value = parse_quantity(raw)
+    except ValueError:
+        raise refused from None
+    if value < 0:
+        raise refused
     return value
 
 

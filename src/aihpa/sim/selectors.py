@@ -1,6 +1,9 @@
-"""Label and field selectors: the query-string syntax of list/watch, and `LabelSelector` objects.
+"""Label and field selectors in the query-string syntax of list/watch (`?labelSelector=`, `?fieldSelector=`).
 
-Parsing failures raise `ApiError` 400 as the API server does. Pure: no I/O, no store access.
+`LabelSelector` objects (`matchLabels` + `matchExpressions`) are matched by `aihpa.labels`, which the controller's
+metrics adapters share; this parser must agree with it on every selector that `aihpa.labels.selector_to_string`
+writes (tests/sim/test_selector_agreement.py holds the two to that). Parsing failures raise `ApiError` 400 as the API
+server does. Pure: no I/O, no store access.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 from aihpa.sim.errors import ApiError
 from aihpa.sim.types import Obj
 
-__all__ = ["Matcher", "field_labels", "field_selector", "label_selector", "match_label_selector_object"]
+__all__ = ["Matcher", "field_labels", "field_selector", "label_selector"]
 
 #: A compiled selector: object in, bool out.
 Matcher = Callable[[Obj], bool]
@@ -165,24 +168,3 @@ def field_selector(text: str | None, supported: Mapping[str, str] | None = None)
 
     return match
 
-
-def match_label_selector_object(selector: Obj | None, labels: Mapping[str, str]) -> bool:
-    """A `LabelSelector` object (`matchLabels` + `matchExpressions`); an empty or absent selector matches all."""
-    if not selector:
-        return True
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key = expr.get("key", "")
-        op = expr.get("operator", "")
-        values = expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True

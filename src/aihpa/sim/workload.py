@@ -32,9 +32,10 @@ from typing import Any
 import numpy as np
 
 from aihpa.clock import Clock
+from aihpa.labels import selector_matches
+from aihpa.quantity import parse_quantity
 from aihpa.sim.errors import ApiError
 from aihpa.sim.resources import Registry, ResourceType
-from aihpa.sim.selectors import match_label_selector_object
 from aihpa.sim.store import Event, Store, rfc3339
 from aihpa.sim.types import Obj
 from aihpa.traces import Trace
@@ -98,15 +99,9 @@ class TraceDemand:
 
 
 def parse_cpu(q: Any) -> float:
-    """A CPU quantity ("250m", "1", "0.5", "1500000n") in cores; 0 for anything unparsable."""
-    if isinstance(q, int | float):
-        return float(q)
-    s = str(q).strip()
-    units = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3}
+    """A CPU quantity ("250m", "1", "1500000n") in cores; 0 for anything unparsable (a pod then asks for none)."""
     try:
-        if s and s[-1] in units:
-            return float(s[:-1]) * units[s[-1]]
-        return float(s)
+        return parse_quantity(q)
     except ValueError:
         return 0.0
 
@@ -656,8 +651,8 @@ class Workloads:
         }
 
     def deployment_selects(self, dep: Obj, pod: Obj) -> bool:
-        selector = (dep.get("spec") or {}).get("selector")
-        return match_label_selector_object(selector, pod["metadata"].get("labels") or {})
+        # the API server refused every selector this could not read: none reaches the store
+        return selector_matches((dep.get("spec") or {}).get("selector"), pod["metadata"].get("labels") or {})
 
 
 def _is_ready(pod: Obj) -> bool:
