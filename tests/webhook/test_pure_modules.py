@@ -14,6 +14,7 @@ from tests.webhook.conftest import ROOT
 SRC = ROOT / "src" / "aihpa"
 PURE = [
     SRC / "annotations.py",
+    SRC / "jsoncopy.py",
     SRC / "profiles.py",
     SRC / "webhook" / "admission.py",
     SRC / "webhook" / "jsonpatch.py",
@@ -26,6 +27,7 @@ ALLOWED_STDLIB = {
 }
 ALLOWED_AIHPA = {
     "aihpa.annotations",
+    "aihpa.jsoncopy",
     "aihpa.profiles",
     "aihpa.webhook",
     "aihpa.webhook.jsonpatch",

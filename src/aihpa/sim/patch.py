@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["PatchError", "clone", "json_patch", "merge_patch", "strategic_merge_patch"]
+from aihpa.jsoncopy import copy_json
+
+__all__ = ["PatchError", "json_patch", "merge_patch", "strategic_merge_patch"]
 
 
 class PatchError(ValueError):
@@ -20,21 +22,12 @@ class PatchError(ValueError):
         self.code = code
 
 
-def clone(value: Any) -> Any:
-    """Deep copy of JSON data; several times faster than `copy.deepcopy` on the store's hot paths."""
-    if isinstance(value, dict):
-        return {k: clone(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [clone(v) for v in value]
-    return value
-
-
 # ---- RFC 7386 JSON merge patch ------------------------------------------------------------------------------
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
-        return clone(patch)
+        return copy_json(patch)
     result: dict[str, Any] = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
@@ -111,7 +104,7 @@ def _remove(doc: Any, tokens: list[str]) -> tuple[Any, Any]:
 def json_patch(target: Any, operations: Any) -> Any:
     if not isinstance(operations, list):
         raise PatchError("a JSON patch must be a list of operations", code=400)
-    doc = clone(target)
+    doc = copy_json(target)
     for op in operations:
         if not isinstance(op, dict) or "op" not in op or "path" not in op:
             raise PatchError(f"invalid JSON patch operation: {op!r}", code=400)
@@ -120,13 +113,13 @@ def json_patch(target: Any, operations: Any) -> Any:
         if kind in ("add", "replace", "test") and "value" not in op:
             raise PatchError(f"{kind} operation needs a value", code=400)
         if kind == "add":
-            doc = _add(doc, tokens, clone(op["value"]))
+            doc = _add(doc, tokens, copy_json(op["value"]))
         elif kind == "remove":
             doc, _ = _remove(doc, tokens)
         elif kind == "replace":
             _walk(doc, tokens)  # must exist
             doc, _ = _remove(doc, tokens) if tokens else (doc, None)
-            doc = _add(doc, tokens, clone(op["value"]))
+            doc = _add(doc, tokens, copy_json(op["value"]))
         elif kind in ("move", "copy"):
             src = _pointer(str(op.get("from", "")))
             if kind == "move":
@@ -134,7 +127,7 @@ def json_patch(target: Any, operations: Any) -> Any:
                     raise PatchError("cannot move a value into itself")
                 doc, value = _remove(doc, src)
             else:
-                value = clone(_walk(doc, src))
+                value = copy_json(_walk(doc, src))
             doc = _add(doc, tokens, value)
         elif kind == "test":
             if _walk(doc, tokens) != op["value"]:
@@ -180,9 +173,9 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
 
 def _smp_map(target: dict[str, Any], patch: Any, *, parent: str) -> Any:
     if not isinstance(patch, dict):
-        return clone(patch)
+        return copy_json(patch)
     if patch.get("$patch") == "replace":
-        return {k: clone(v) for k, v in patch.items() if k != "$patch"}
+        return {k: copy_json(v) for k, v in patch.items() if k != "$patch"}
     if patch.get("$patch") == "delete":
         return None
     result = dict(target)
@@ -218,18 +211,18 @@ def _smp_map(target: dict[str, Any], patch: Any, *, parent: str) -> Any:
 
 def _smp_list(current: list[Any], patch: list[Any], *, field_name: str, parent: str) -> list[Any]:
     if any(isinstance(p, dict) and p.get("$patch") == "replace" for p in patch):
-        return [clone(p) for p in patch if not (isinstance(p, dict) and p.get("$patch") == "replace")]
+        return [copy_json(p) for p in patch if not (isinstance(p, dict) and p.get("$patch") == "replace")]
     if field_name in _SET_LISTS:
         out = list(current)
         out.extend(v for v in patch if v not in out)
         return out
     key = _merge_key(field_name, parent)
     if key is None or not all(isinstance(p, dict) for p in patch):
-        return list(clone(patch))  # lists without a merge key are atomic: the patch replaces them
+        return list(copy_json(patch))  # lists without a merge key are atomic: the patch replaces them
     out = list(current)
     for item in patch:
         if key not in item:
-            out.append(clone({k: v for k, v in item.items() if k != "$patch"}))
+            out.append(copy_json({k: v for k, v in item.items() if k != "$patch"}))
             continue
         pos = next((i for i, c in enumerate(out) if isinstance(c, dict) and c.get(key) == item[key]), None)
         if item.get("$patch") == "delete":

@@ -28,6 +28,7 @@ from aihpa.annotations import (
     parse_policy,
     policy_annotations,
 )
+from aihpa.jsoncopy import copy_json
 from aihpa.profiles import ProfileSource, ReplicaProfile
 from aihpa.webhook import jsonpatch
 from aihpa.webhook.settings import WebhookSettings
@@ -299,7 +300,7 @@ def admit(
         return response
     original = request.get("object")
     assert original is not None  # _skip_reason returns a reason for a request without an object
-    mutated = jsonpatch.copy_json(original)
+    mutated = copy_json(original)
     warnings = _mutate(mutated, request=request, settings=settings, profiles=profiles, now=now)
     patch = jsonpatch.diff(original, mutated)
     if patch:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import copy
 import datetime as dt
 import hashlib
 import ipaddress
@@ -35,6 +34,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from aihpa.clock import Clock, SystemClock
 from aihpa.errors import UserError
+from aihpa.jsoncopy import copy_json
 
 __all__ = [
     "CA_CERT_FILE",
@@ -320,7 +320,7 @@ def inject_ca_bundle(
         raise UserError("not a MutatingWebhookConfiguration or ValidatingWebhookConfiguration")
     x509.load_pem_x509_certificates(ca_pem)  # a clear error now rather than a TLS failure in the API server later
     wanted = set(webhook_names) if webhook_names is not None else None
-    out = copy.deepcopy(dict(config))
+    out: dict[str, Any] = copy_json(dict(config))
     hooks = out.get("webhooks") or []
     touched = 0
     for hook in hooks:

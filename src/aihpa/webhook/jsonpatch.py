@@ -1,7 +1,8 @@
 """RFC 6902 JSONPatch by diffing: the one place where patch paths are written.
 
-Mutators edit a deep copy of the admitted object; `diff(original, mutated)` turns the difference into operations, so
-no other code spells a JSON Pointer by hand. `apply` is its inverse, used to check patches (tests, the simulator).
+Mutators edit a deep copy (`aihpa.jsoncopy`) of the admitted object; `diff(original, mutated)` turns the difference
+into operations, so no other code spells a JSON Pointer by hand. `apply` is its inverse, used to check patches (tests,
+the simulator).
 
 Pure: no I/O. It must never hand-write paths elsewhere or emit a patch that does not apply to the original.
 """
@@ -10,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from aihpa.jsoncopy import copy_json
 from aihpa.webhook.types import PatchOp
 
-__all__ = ["PatchError", "apply", "copy_json", "diff", "escape", "pointer", "unescape"]
+__all__ = ["PatchError", "apply", "diff", "escape", "pointer", "unescape"]
 
 
 class PatchError(ValueError):
@@ -31,18 +33,6 @@ def unescape(token: str) -> str:
 
 def pointer(*tokens: str | int) -> str:
     return "".join("/" + escape(str(t)) for t in tokens)
-
-
-def copy_json(value: Any) -> Any:
-    """A deep copy of a JSON document: new dicts and lists, shared scalars (immutable, so sharing is safe).
-
-    Several times faster than `copy.deepcopy`, and it lets `diff` skip untouched scalars by identity.
-    """
-    if isinstance(value, dict):
-        return {k: copy_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [copy_json(v) for v in value]
-    return value
 
 
 def _same(a: object, b: object) -> bool:
