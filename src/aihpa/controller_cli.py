@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aihpa.errors import UserError
+from aihpa.policy_flags import add_policy_default_flags, policy_defaults
 
 __all__ = ["add_commands"]
 
@@ -56,29 +57,17 @@ def add_commands(sub: Any) -> None:
                    "promoted when they beat the model in use on recent history")
     p.add_argument("--retrain-every", type=float, default=21600.0, metavar="SECONDS",
                    help="how often to challenge the model (default 6 h; drift triggers one sooner)")
-    p.add_argument("--default-min-replicas", type=int, default=1)
-    p.add_argument("--default-max-replicas", type=int, default=100)
-    p.add_argument("--default-target-utilization", type=float, default=0.7)
-    p.add_argument("--default-scale-down-stabilization", type=int, default=300)
+    add_policy_default_flags(p)
     p.set_defaults(handler=_run)
 
 
 def _settings(args: argparse.Namespace) -> Any:
     from dataclasses import replace
 
-    from aihpa.annotations import PolicyDefaults
     from aihpa.controller import ControllerSettings
     from aihpa.lifecycle import LifecycleSettings
 
-    try:
-        defaults = PolicyDefaults(
-            min_replicas=args.default_min_replicas,
-            max_replicas=args.default_max_replicas,
-            target_utilization=args.default_target_utilization,
-            scale_down_stabilization_s=args.default_scale_down_stabilization,
-        )
-    except ValueError as exc:
-        raise UserError(str(exc)) from exc
+    defaults = policy_defaults(args)
     if not 0.0 < args.risk < 1.0:
         raise UserError("--risk must be in (0, 1)")
     if args.sync_period <= 0:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aihpa.errors import UserError
+from aihpa.policy_flags import add_policy_default_flags, policy_defaults
 
 if TYPE_CHECKING:
     from aihpa.k8s.client import KubeClient
@@ -75,18 +76,7 @@ def add_commands(subparsers: Any) -> None:
     serve.add_argument(
         "--kubeconfig", type=Path, help="kubeconfig for --profiles-configmaps (default: $KUBECONFIG or in-cluster)"
     )
-    serve.add_argument("--default-min-replicas", type=int, default=1, metavar="N", help="(default 1)")
-    serve.add_argument("--default-max-replicas", type=int, default=100, metavar="N", help="(default 100)")
-    serve.add_argument("--default-target-utilization", type=float, default=0.7, metavar="F", help="(0, 1], default 0.7")
-    serve.add_argument(
-        "--default-mode",
-        default="predictive",
-        choices=("predictive", "reactive", "dry-run"),
-        help="(default predictive)",
-    )
-    serve.add_argument(
-        "--default-scale-down-stabilization", type=int, default=300, metavar="SECONDS", help="(default 300)"
-    )
+    add_policy_default_flags(serve)
     serve.add_argument(
         "--answer-within", type=_positive_float, default=1.5, metavar="SECONDS", help="answer budget (default 1.5)"
     )
@@ -235,19 +225,13 @@ def _serve(args: argparse.Namespace) -> int:
     import contextlib
     import signal
 
-    from aihpa.annotations import PolicyDefaults
     from aihpa.webhook.server import create_app, start_server
     from aihpa.webhook.settings import WebhookSettings
 
+    defaults = policy_defaults(args)
     try:
         settings = WebhookSettings(
-            defaults=PolicyDefaults(
-                min_replicas=args.default_min_replicas,
-                max_replicas=args.default_max_replicas,
-                target_utilization=args.default_target_utilization,
-                mode=args.default_mode,
-                scale_down_stabilization_s=args.default_scale_down_stabilization,
-            ),
+            defaults=defaults,
             model_version=args.model_version,
             answer_within_s=args.answer_within,
             cert_check_interval_s=args.cert_check_interval,
