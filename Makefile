@@ -16,7 +16,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# the metrics tests need a real Prometheus: installed here when root with apt-get, else a one-line instruction
 test: install
+	bash hack/ensure-test-deps.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: install

@@ -1,11 +1,12 @@
-"""`aihpa demo`: aihpa beside the Kubernetes HPA on one real trace, in a simulated cluster, in a few minutes.
+"""`aihpa demo`: aihpa beside the Kubernetes HPA's whole frontier on one real trace, in a simulated cluster.
 
 Composition only: it starts the simulated cluster (`aihpa.sim`) on 127.0.0.1 on an accelerated virtual clock, the
 mutating webhook with real TLS (registered through a MutatingWebhookConfiguration, as in production) and the
-controller, all in-process through the public library API. Two Deployments replay the same trace: `web-aihpa`
-(labeled `aihpa/enabled=true`) and `web-hpa` (an autoscaling/v2 HPA at the same target, run by the sim's HPA
-controller). Every simulated minute it records demand and pods of both; at the end (or on Ctrl-C) it prints cost and
-saturation and writes a Markdown report and a PNG plot.
+controller, all in-process through the public library API. Deployments replay the same trace: `web-aihpa` (labeled
+`aihpa/enabled=true`), `web-hpa` (an autoscaling/v2 HPA at aihpa's 70% target) and one more HPA per other target
+(`web-hpa-50`, `web-hpa-60`, ...), all run by the sim's HPA controller. Every simulated minute it records demand and
+pods of each; at the end (or on Ctrl-C) it prints cost and saturation, compares aihpa with the HPA's frontier of
+cost against saturation at aihpa's own saturated share, and writes a Markdown report, a PNG plot and, if asked, JSON.
 
 The figures follow the backtest protocol (DESIGN section 6): one trace sample per 60 s step, a pod serves at most its
 1-core request, a step is saturated when demand exceeds the ready pods, cost is every pod that exists (starting ones
@@ -18,14 +19,15 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import json
 import math
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from aihpa.errors import UserError
 
@@ -38,17 +40,38 @@ if TYPE_CHECKING:
     from aihpa.sim.cluster import Cluster
     from aihpa.traces import Trace
 
-__all__ = ["DemoOptions", "DemoRecord", "Sample", "Summary", "add_commands", "compare", "run_demo", "write_report"]
+__all__ = [
+    "DemoDeployment", "DemoOptions", "DemoRecord", "FrontierCost", "FrontierPoint", "Sample", "Summary",
+    "add_commands", "compare", "default_trace", "demo_deployments", "frontier_comparison", "frontier_cost",
+    "hpa_frontier", "report_json", "run_demo", "write_report",
+]
 
-#: The two Deployments, in display order: aihpa's and the HPA's.
+#: aihpa's Deployment and the HPA's at aihpa's target; the HPAs at the other targets are `web-hpa-<target>`.
 AIHPA, HPA = "web-aihpa", "web-hpa"
 NAMESPACE = "demo"
 OWN_NAMESPACE = "aihpa"
 WEBHOOK_SERVICE = "aihpa-webhook"
 STEP_S = 60.0
+#: aihpa's target utilization, and the HPA's in `web-hpa`.
 TARGET_PERCENT = 70
+#: The HPA's targets: its frontier of cost against saturation, from the safe and dear to the cheap and hot end.
+HPA_TARGETS = (50, 60, 70, 80, 90)
+#: The share of saturated minutes aihpa's controller aims for (its `risk`, the controller's default).
+SATURATION_RISK = 0.01
+#: A sample later than this (simulated seconds, one HPA sync period) means the machine did not keep up with the
+#: speed: every controller then acted late too, and the figures say more about the machine than the autoscalers.
+LATE_S = 15.0
 #: Minutes of history in the live view's utilization bars.
 SPARK_MINUTES = 40
+#: The trace the demo replays by default, shipped in `aihpa/data` (see ATTRIBUTION.md there): the CPU of an EC2
+#: auto-scaling group whose load bursts for a few minutes at a time, again and again. A reactive autoscaler meets
+#: every burst late; a forecaster can see the next one coming.
+DEFAULT_TRACE, DEFAULT_COLUMN = "nab_awsasg_cpu_5min.csv", "cpu"
+
+
+def default_trace() -> Path:
+    """The trace `aihpa demo` replays when no `--trace` is given (NAB, MIT license; see data/ATTRIBUTION.md)."""
+    return Path(__file__).resolve().parent / "data" / DEFAULT_TRACE
 
 
 @dataclass(frozen=True)
@@ -67,6 +90,26 @@ class DemoOptions:
     startup_s: float = 60.0
     out: Path = Path("aihpa-demo-out")
     live: bool = True
+    # the HPA's targets (percent CPU utilization), one Deployment each; TARGET_PERCENT is always among them
+    hpa_targets: tuple[int, ...] = HPA_TARGETS
+    # also write the figures as JSON here (None: no JSON)
+    json_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class DemoDeployment:
+    """One Deployment of the demo: who scales it, and at which target (the HPA's) or none (aihpa sizes to a risk)."""
+
+    name: str
+    kind: Literal["aihpa", "hpa"]
+    target_percent: int | None
+
+
+def demo_deployments(hpa_targets: Iterable[int] = HPA_TARGETS) -> tuple[DemoDeployment, ...]:
+    """aihpa's Deployment, the HPA's at aihpa's target (`web-hpa`), then the HPA's at the other targets, ascending."""
+    others = sorted(set(hpa_targets) - {TARGET_PERCENT})
+    return (DemoDeployment(AIHPA, "aihpa", None), DemoDeployment(HPA, "hpa", TARGET_PERCENT),
+            *(DemoDeployment(f"{HPA}-{t}", "hpa", t) for t in others))
 
 
 @dataclass(frozen=True)
@@ -89,6 +132,21 @@ class Summary:
     unserved_share: float
     peak_pods: int
     scale_changes: int
+    saturated_minutes: int = 0
+
+
+@dataclass
+class _Tally:
+    """Running sums of one Deployment over `samples[:upto]`: the live view asks every minute, so it must not rescan."""
+
+    upto: int = 0
+    pods: int = 0
+    saturated: int = 0
+    demand: float = 0.0
+    unserved: float = 0.0
+    peak: int = 0
+    changes: int = 0
+    last_pods: int | None = None
 
 
 @dataclass
@@ -102,54 +160,166 @@ class DemoRecord:
     wall_s: float = 0.0
     interrupted: bool = False
     model_version: str = ""
+    saturation_risk: float = SATURATION_RISK
+    # the latest a per-minute sample was taken, in simulated seconds after its minute
+    max_delay_s: float = 0.0
+    _tallies: dict[str, _Tally] = field(default_factory=dict, repr=False)
+
+    @property
+    def deployments(self) -> tuple[DemoDeployment, ...]:
+        return demo_deployments(self.options.hpa_targets)
 
     def summary(self, name: str) -> Summary:
-        minutes = self.samples
-        pods = [s.pods[name] for s in minutes]
-        saturated = sum(1 for s in minutes if s.demand > s.ready[name] + 1e-9)
-        total = sum(s.demand for s in minutes)
-        unserved = sum(max(0.0, s.demand - s.ready[name]) for s in minutes)
-        changes = sum(1 for a, b in itertools.pairwise(pods) if a != b)
-        return Summary(name=name, pod_minutes=float(sum(pods)) * STEP_S / 60.0,
-                       saturated_share=saturated / len(minutes) if minutes else 0.0,
-                       unserved_share=unserved / total if total > 0 else 0.0,
-                       peak_pods=max(pods, default=0), scale_changes=changes)
+        tally = self._tallies.get(name)
+        if tally is None or tally.upto > len(self.samples):
+            tally = self._tallies[name] = _Tally()
+        for s in self.samples[tally.upto:]:
+            pods, ready = s.pods[name], s.ready[name]
+            tally.pods += pods
+            tally.saturated += s.demand > ready + 1e-9
+            tally.demand += s.demand
+            tally.unserved += max(0.0, s.demand - ready)
+            tally.peak = max(tally.peak, pods)
+            tally.changes += tally.last_pods is not None and pods != tally.last_pods
+            tally.last_pods = pods
+        tally.upto = len(self.samples)
+        n = len(self.samples)
+        return Summary(name=name, pod_minutes=float(tally.pods) * STEP_S / 60.0,
+                       saturated_share=tally.saturated / n if n else 0.0,
+                       unserved_share=tally.unserved / tally.demand if tally.demand > 0 else 0.0,
+                       peak_pods=tally.peak, scale_changes=tally.changes, saturated_minutes=tally.saturated)
+
+
+@dataclass(frozen=True)
+class FrontierPoint:
+    """One HPA setting's outcome: its target and where it landed on cost against saturation."""
+
+    target_percent: int
+    saturated_share: float
+    pod_minutes: float
+
+
+@dataclass(frozen=True)
+class FrontierCost:
+    """The HPA frontier's pod-minutes at one saturated share, or None with the reason it cannot be read there."""
+
+    pod_minutes: float | None
+    reason: str
+
+
+def hpa_frontier(points: Iterable[FrontierPoint]) -> list[FrontierPoint]:
+    """The settings no other one beats on both cost and saturation, by saturated share: each is cheaper than the one
+    before, so the frontier is monotone (a setting both dearer and hotter than another is noise and is dropped)."""
+    front: list[FrontierPoint] = []
+    for p in sorted(points, key=lambda p: (p.saturated_share, p.pod_minutes)):
+        if not front or p.pod_minutes < front[-1].pod_minutes:
+            front.append(p)
+    return front
+
+
+def frontier_cost(points: Iterable[FrontierPoint], share: float) -> FrontierCost:
+    """The HPA's pod-minutes at saturated share `share`, read off its frontier (`hpa_frontier`).
+
+    Between two frontier points: linear interpolation. Below the frontier's lowest share: that point's cost (flat), a
+    lower bound of what the HPA would need to saturate less, so a ratio against it never flatters the other side.
+    Above its highest share: None, because even the HPA's cheapest setting saturated less, and its cost would
+    overstate what the HPA needs at `share` (run the HPA at a higher target to get a figure).
+    """
+    front = hpa_frontier(points)
+    if not front:
+        return FrontierCost(None, "no HPA setting to compare with")
+    lo, hi = front[0], front[-1]
+    if share < lo.saturated_share:
+        return FrontierCost(lo.pod_minutes, f"below the HPA's lowest saturated share ({lo.saturated_share:.2%} at "
+                                            f"{lo.target_percent}%): its cost there, flat (a lower bound)")
+    if share > hi.saturated_share:
+        return FrontierCost(None, f"above the HPA's highest saturated share on its frontier ({hi.saturated_share:.2%}"
+                                  f" at {hi.target_percent}%): the HPA was not run hot enough to compare")
+    # the frontier's shares strictly increase (hpa_frontier keeps the cheapest of equal shares): no zero width
+    for a, b in itertools.pairwise(front):
+        if a.saturated_share <= share <= b.saturated_share:
+            w = (share - a.saturated_share) / (b.saturated_share - a.saturated_share)
+            cost = a.pod_minutes + w * (b.pod_minutes - a.pod_minutes)
+            return FrontierCost(cost, f"interpolated between the HPA at {a.target_percent}% and at "
+                                      f"{b.target_percent}%")
+    return FrontierCost(lo.pod_minutes, f"the HPA at {lo.target_percent}%")  # a one-point frontier, share on it
+
+
+@dataclass(frozen=True)
+class FrontierComparison:
+    """aihpa's pod-minutes against the HPA frontier's at aihpa's saturated share."""
+
+    aihpa: Summary
+    points: tuple[FrontierPoint, ...]
+    hpa: FrontierCost
+
+    @property
+    def ratio(self) -> float | None:
+        if self.hpa.pod_minutes is None or self.hpa.pod_minutes <= 0:
+            return None
+        return self.aihpa.pod_minutes / self.hpa.pod_minutes
+
+
+def frontier_comparison(record: DemoRecord) -> FrontierComparison:
+    aihpa = record.summary(AIHPA)
+    points = tuple(FrontierPoint(d.target_percent, s.saturated_share, s.pod_minutes)
+                   for d in record.deployments if d.kind == "hpa" and d.target_percent is not None
+                   for s in (record.summary(d.name),))
+    return FrontierComparison(aihpa=aihpa, points=points, hpa=frontier_cost(points, aihpa.saturated_share))
+
+
+def _targets(text: str) -> tuple[int, ...]:
+    try:
+        targets = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected percentages separated by commas, got {text!r}") from None
+    if not targets or any(not 1 <= t <= 100 for t in targets):
+        raise argparse.ArgumentTypeError(f"targets must be percentages from 1 to 100, got {text!r}")
+    return targets
 
 
 def add_commands(sub: Any) -> None:
     p = sub.add_parser(
         "demo",
-        help="aihpa beside the Kubernetes HPA on a real trace, in a simulated cluster (no cluster needed)",
+        help="aihpa beside the Kubernetes HPA's frontier on a real trace, in a simulated cluster (no cluster needed)",
         description="Start a simulated cluster on 127.0.0.1 with the aihpa webhook (TLS) and controller, replay one "
-        "trace on two Deployments (one scaled by aihpa, one by an HPA at the same 70%% target), show both live, and "
-        "write a Markdown report and a PNG plot. Ctrl-C stops it and reports what was collected.",
+        "trace on one Deployment scaled by aihpa and one per HPA target (web-hpa at aihpa's 70%% target, "
+        "web-hpa-<target> for the others), show them live, compare aihpa with the HPA's frontier of cost against "
+        "saturation at aihpa's saturated share, and write a Markdown report and a PNG plot. Ctrl-C stops it and "
+        "reports what was collected.",
     )
     p.add_argument("--trace", default=None, metavar="CSV",
-                   help="demand trace (default: the embedded Azure VM CPU trace, CC-BY 4.0)")
+                   help="demand trace (default: the embedded NAB EC2 auto-scaling group CPU trace, MIT)")
     p.add_argument("--column", default=None, help="demand column (default: the first numeric column)")
     p.add_argument("--minutes", type=int, default=1440, help="simulated minutes, one trace sample each (default 1440)")
     p.add_argument("--speed", type=float, default=600.0,
                    help="virtual seconds per real second (default 600: a simulated day in about 2.5 minutes)")
     p.add_argument("--peak", type=float, default=8.0, metavar="CORES",
                    help="scale the trace so its peak is this many cores (default 8)")
+    p.add_argument("--hpa-targets", type=_targets, default=HPA_TARGETS, metavar="PCT,...",
+                   help=f"the HPA's targets, one Deployment each; {TARGET_PERCENT} is always run (default "
+                        f"{','.join(map(str, HPA_TARGETS))})")
     p.add_argument("--out", default="aihpa-demo-out", metavar="DIR",
                    help="where the report, plot and kubeconfig go (default ./aihpa-demo-out)")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON to FILE")
     p.add_argument("--no-live", action="store_true", help="plain log lines instead of the live view (CI, logs)")
     p.set_defaults(handler=_demo)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from aihpa.forecast.cli import embedded_trace_path
-
     if args.minutes < 2:
         raise UserError("--minutes must be at least 2")
     if not (math.isfinite(args.speed) and args.speed > 0):
         raise UserError("--speed must be a positive number")
     if not (math.isfinite(args.peak) and args.peak > 0):
         raise UserError("--peak must be a positive number of cores")
-    options = DemoOptions(trace=Path(args.trace) if args.trace else embedded_trace_path(), column=args.column,
-                          minutes=args.minutes, speed=args.speed, peak_cores=args.peak, out=Path(args.out),
-                          live=not args.no_live)
+    if args.trace:
+        trace, column = Path(args.trace), args.column
+    else:
+        trace, column = default_trace(), args.column or DEFAULT_COLUMN
+    options = DemoOptions(trace=trace, column=column, minutes=args.minutes, speed=args.speed, peak_cores=args.peak,
+                          out=Path(args.out), live=not args.no_live, hpa_targets=tuple(args.hpa_targets),
+                          json_path=Path(args.json) if args.json else None)
     record = run_demo(options)
     return 130 if record.interrupted else 0
 
@@ -168,8 +338,10 @@ def run_demo(options: DemoOptions) -> DemoRecord:
     console = Console(highlight=False)
     trace = load_trace(str(options.trace), column=options.column, min_points=2)
     record = DemoRecord(options=options, trace_name=f"{Path(trace.source).name} [{trace.column}]")
+    hpas = ", ".join(f"{d.target_percent}%" for d in record.deployments if d.kind == "hpa")
     console.print(f"[bold]aihpa demo[/]: {escape(record.trace_name)}, {options.minutes} simulated minutes at "
-                  f"{options.speed:g}x, peak {options.peak_cores:g} cores", soft_wrap=True)
+                  f"{options.speed:g}x, peak {options.peak_cores:g} cores; aihpa at {record.saturation_risk:.0%} "
+                  f"saturation risk beside the HPA at {hpas}", soft_wrap=True)
     forecaster = load_default_forecaster()
     record.model_version = forecaster.version
     _warm_up(forecaster)
@@ -186,6 +358,10 @@ def run_demo(options: DemoOptions) -> DemoRecord:
     _print_summary(console, record)
     # soft_wrap: paths are copied from the terminal, a wrapped one would not paste
     console.print(f"report: {report}\nplot:   {plot}", soft_wrap=True)
+    if options.json_path is not None:
+        options.json_path.parent.mkdir(parents=True, exist_ok=True)
+        options.json_path.write_text(json.dumps(report_json(record), indent=2) + "\n", encoding="utf-8")
+        console.print(f"json:   {options.json_path}", soft_wrap=True)
     return record
 
 
@@ -235,17 +411,17 @@ async def _replay(
                 # the sync period is the HPA's 15 s; at 600x that is a cycle every 25 ms of real time
                 settings = ControllerSettings(sync_period_s=15.0, step_s=STEP_S, namespace=OWN_NAMESPACE,
                                               watch_namespace=NAMESPACE, identity="aihpa-demo",
-                                              leader_election=False)
+                                              leader_election=False, risk=record.saturation_risk)
                 controller = Controller(client=kube, metrics=MetricsAPISource(kube), forecaster=forecaster,
                                         settings=settings, clock=clock)
                 async with controller:
                     await controller.wait_synced()
                     start = clock.now()
-                    # one demand for both Deployments and for the record: the same trace, sample for sample
+                    # one demand for every Deployment and for the record: the same trace, sample for sample
                     demand = TraceDemand(trace, scale=scale, start=start, interval_s=STEP_S)
-                    for name in (AIHPA, HPA):
-                        cluster.attach(NAMESPACE, name, demand)
-                    await _deploy(cluster)
+                    for d in record.deployments:
+                        cluster.attach(NAMESPACE, d.name, demand)
+                    await _deploy(cluster, record.deployments)
                     await _record(cluster, clock, record, console, start=start, demand=demand)
 
 
@@ -347,26 +523,32 @@ def hpa_manifest(name: str, *, namespace: str = NAMESPACE, target_percent: int =
     }
 
 
-async def _deploy(cluster: Cluster) -> None:
+async def _deploy(cluster: Cluster, deployments: Sequence[DemoDeployment]) -> None:
     # created through the API server's admission chain: the webhook annotates web-aihpa as in production
-    await cluster.create(_deployment(AIHPA, labels={"aihpa/enabled": "true",
-                                                    "aihpa/target-utilization": f"{TARGET_PERCENT / 100:g}"}))
-    await cluster.create(_deployment(HPA, labels={}))
-    await cluster.create(hpa_manifest(HPA))
+    for d in deployments:
+        if d.kind == "aihpa":
+            await cluster.create(_deployment(d.name, labels={
+                "aihpa/enabled": "true", "aihpa/target-utilization": f"{TARGET_PERCENT / 100:g}"}))
+        else:
+            await cluster.create(_deployment(d.name, labels={}))
+            await cluster.create(hpa_manifest(d.name, target_percent=d.target_percent or TARGET_PERCENT))
 
 
 async def _record(
     cluster: Cluster, clock: VirtualClock, record: DemoRecord, console: Console, *, start: float,
     demand: Callable[[float], float],
 ) -> None:
-    """Sample both Deployments once per simulated minute until the run's end, updating the view."""
+    """Sample every Deployment once per simulated minute until the run's end, updating the view."""
+    names = [d.name for d in record.deployments]
     view = _View(record, console)
     with view:
         for minute in range(record.options.minutes):
             due = start + (minute + 1) * STEP_S
             await clock.sleep(due - clock.now())
+            # how late the event loop woke us, in simulated seconds: a machine too slow for the speed shows here
+            record.max_delay_s = max(record.max_delay_s, clock.now() - due)
             pods, ready = {}, {}
-            for name in (AIHPA, HPA):
+            for name in names:
                 dep = cluster.get("apps/v1", "Deployment", name, NAMESPACE) or {}
                 status = dep.get("status") or {}
                 pods[name] = int(status.get("replicas") or 0)
@@ -381,6 +563,7 @@ class _View:
     def __init__(self, record: DemoRecord, console: Console) -> None:
         self.record = record
         self.console = console
+        self.names = [d.name for d in record.deployments]
         self._live: Any = None
 
     def __enter__(self) -> _View:
@@ -405,7 +588,7 @@ class _View:
         s = self.record.samples[-1]
         if s.minute % 60 == 59 or s.minute == self.record.options.minutes - 1:
             parts = [f"{_clock_text(s.minute + 1)} demand {s.demand:5.2f} cores"]
-            for name in (AIHPA, HPA):
+            for name in self.names:
                 sm = self.record.summary(name)
                 parts.append(f"{name} {s.ready[name]}/{s.pods[name]} pods, {sm.saturated_share:.1%} saturated")
             print(" | ".join(parts), flush=True)
@@ -426,7 +609,7 @@ class _View:
         table.add_column("saturated share", justify="right")
         table.add_column("pod-minutes", justify="right")
         table.add_column(f"utilization, last {SPARK_MINUTES} min (red: saturated)", no_wrap=True)
-        for name in (AIHPA, HPA):
+        for name in self.names:
             if not samples:
                 table.add_row(name, "-", "-", "-", "-", "-", "")
                 continue
@@ -457,28 +640,91 @@ def _clock_text(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
+def _target_text(d: DemoDeployment, record: DemoRecord) -> str:
+    return f"{d.target_percent}% CPU" if d.kind == "hpa" else f"{record.saturation_risk:.0%} risk"
+
+
 def _print_summary(console: Console, record: DemoRecord) -> None:
     from rich.table import Table
 
     done = f"{len(record.samples)} simulated minutes in {record.wall_s:.0f} s"
     table = Table(title=f"aihpa vs HPA: {done}{' (interrupted)' if record.interrupted else ''}", title_justify="left")
-    for col in ("", "pod-minutes (cost)", "saturated share", "unserved demand", "peak pods", "scale changes"):
-        table.add_column(col, justify="right" if col else "left")
-    for name in (AIHPA, HPA):
-        s = record.summary(name)
-        table.add_row(name, f"{s.pod_minutes:.0f}", f"{s.saturated_share:.1%}", f"{s.unserved_share:.1%}",
-                      str(s.peak_pods), str(s.scale_changes))
+    for col in ("", "aims at", "pod-minutes (cost)", "saturated share", "unserved demand", "peak pods",
+                "scale changes"):
+        # a pipe is 80 columns wide: the names and targets must not be cut, the headers may wrap
+        table.add_column(col, justify="right" if col else "left", no_wrap=col in ("", "aims at"))
+    for d in record.deployments:
+        s = record.summary(d.name)
+        table.add_row(d.name, _target_text(d, record), f"{s.pod_minutes:.0f}", f"{s.saturated_share:.1%}",
+                      f"{s.unserved_share:.1%}", str(s.peak_pods), str(s.scale_changes))
     console.print(table)
     console.print(compare(record))
+    console.print(compare_frontier(record))
+    if (late := _late_text(record)) is not None:
+        console.print(f"[yellow]warning[/]: {late}")
+
+
+def _late_text(record: DemoRecord) -> str | None:
+    if record.max_delay_s <= LATE_S:
+        return None
+    return (f"the event loop fell behind by up to {record.max_delay_s:.0f} simulated seconds (more than one "
+            f"{LATE_S:g} s sync period): this machine did not keep up at {record.options.speed:g}x, so every "
+            "controller acted late; rerun with a lower --speed")
 
 
 def compare(record: DemoRecord) -> str:
-    """One sentence: aihpa's cost and saturated minutes against the HPA's, whichever way they went."""
+    """One sentence: aihpa's cost and saturated minutes against the HPA's at the same target, whichever way."""
     a, h = record.summary(AIHPA), record.summary(HPA)
     n = len(record.samples)
     cost = (a.pod_minutes / h.pod_minutes - 1.0) if h.pod_minutes else 0.0
     return (f"{AIHPA} used {abs(cost):.1%} {'more' if cost >= 0 else 'fewer'} pod-minutes than {HPA}, and was "
-            f"saturated in {round(a.saturated_share * n)} of {n} minutes against {round(h.saturated_share * n)}.")
+            f"saturated in {a.saturated_minutes} of {n} minutes against {h.saturated_minutes}.")
+
+
+def compare_frontier(record: DemoRecord) -> str:
+    """One sentence: aihpa's cost against the HPA's frontier at aihpa's saturated share, or why there is no figure."""
+    c = frontier_comparison(record)
+    share = f"{c.aihpa.saturated_share:.2%}"
+    if c.ratio is None or c.hpa.pod_minutes is None:
+        return f"At {AIHPA}'s saturated share ({share}) the HPA's frontier gives no cost: {c.hpa.reason}."
+    return (f"At {AIHPA}'s saturated share ({share}, its risk {record.saturation_risk:.2%}) the HPA's frontier costs "
+            f"{c.hpa.pod_minutes:.0f} pod-minutes ({c.hpa.reason}); {AIHPA} used {c.aihpa.pod_minutes:.0f}: "
+            f"{c.ratio:.3f} of the HPA's cost.")
+
+
+def report_json(record: DemoRecord) -> dict[str, Any]:
+    """The run's figures for machines: per Deployment, and aihpa against the HPA's frontier (shares are fractions,
+    an HPA's target is its CPU utilization as a fraction; `aihpa_vs_hpa_frontier` is null when the frontier gives no
+    cost at aihpa's share, with the reason in `hpa_frontier.note`)."""
+    c = frontier_comparison(record)
+    deployments: dict[str, Any] = {}
+    for d in record.deployments:
+        s = record.summary(d.name)
+        deployments[d.name] = {
+            "kind": d.kind,
+            "target": d.target_percent / 100 if d.target_percent is not None else None,
+            "pod_minutes": s.pod_minutes,
+            "saturated_share": s.saturated_share,
+            "unserved_share": s.unserved_share,
+            "scale_changes": s.scale_changes,
+            "peak_pods": s.peak_pods,
+            "saturation_risk": record.saturation_risk if d.kind == "aihpa" else None,
+        }
+    return {
+        "trace": record.trace_name,
+        "minutes": len(record.samples),
+        "interrupted": record.interrupted,
+        "peak_cores": record.options.peak_cores,
+        "max_sample_delay_s": record.max_delay_s,
+        "deployments": deployments,
+        "hpa_frontier": {
+            "points": [{"target": p.target_percent / 100, "saturated_share": p.saturated_share,
+                        "pod_minutes": p.pod_minutes} for p in hpa_frontier(c.points)],
+            "pod_minutes_at_aihpa_share": c.hpa.pod_minutes,
+            "note": c.hpa.reason,
+        },
+        "aihpa_vs_hpa_frontier": c.ratio,
+    }
 
 
 def write_report(record: DemoRecord) -> tuple[Path, Path]:
@@ -486,28 +732,34 @@ def write_report(record: DemoRecord) -> tuple[Path, Path]:
     out = record.options.out
     out.mkdir(parents=True, exist_ok=True)
     plot = _plot(record, out / "demo.png")
-    rows = [record.summary(n) for n in (AIHPA, HPA)]
     o = record.options
+    hpas = ", ".join(f"`{d.name}` at {d.target_percent}%" for d in record.deployments if d.kind == "hpa")
     lines = [
         "# aihpa demo report",
         "",
         f"- trace: {record.trace_name}, scaled to a peak of {o.peak_cores:g} cores, one sample per simulated minute",
         f"- simulated: {len(record.samples)} of {o.minutes} minutes"
         f"{' (interrupted)' if record.interrupted else ''}, at {o.speed:g}x, in {record.wall_s:.0f} s of wall time",
-        f"- pods: 1 core each (request = limit), ready {o.startup_s:g} s after creation; both autoscalers aim at "
-        f"{TARGET_PERCENT}% CPU utilization",
-        f"- `{AIHPA}`: the aihpa controller (model {record.model_version}); `{HPA}`: the Kubernetes HPA algorithm "
-        "(autoscaling/v2, default behavior) run by the simulated cluster",
+        f"- pods: 1 core each (request = limit), ready {o.startup_s:g} s after creation",
+        f"- `{AIHPA}`: the aihpa controller (model {record.model_version}) at its {TARGET_PERCENT}% target and "
+        f"{record.saturation_risk:.0%} saturation risk; the Kubernetes HPA algorithm (autoscaling/v2, default "
+        f"behavior) run by the simulated cluster: {hpas}",
         "",
-        "| deployment | pod-minutes (cost) | saturated share | unserved demand | peak pods | scale changes |",
-        "|---|---:|---:|---:|---:|---:|",
-        *(f"| {s.name} | {s.pod_minutes:.0f} | {s.saturated_share:.1%} | {s.unserved_share:.1%} | {s.peak_pods} | "
-          f"{s.scale_changes} |" for s in rows),
+        "| deployment | aims at | pod-minutes (cost) | saturated share | unserved demand | peak pods | scale changes |",
+        "|---|---|---:|---:|---:|---:|---:|",
+        *(f"| {d.name} | {_target_text(d, record)} | {s.pod_minutes:.0f} | {s.saturated_share:.1%} | "
+          f"{s.unserved_share:.1%} | {s.peak_pods} | {s.scale_changes} |"
+          for d in record.deployments for s in (record.summary(d.name),)),
         "",
         compare(record),
         "",
+        compare_frontier(record),
+        "",
+        *([f"**Warning**: {late}.", ""] if (late := _late_text(record)) is not None else []),
         "A minute is saturated when demand exceeds the ready pods' cores; unserved demand is the share of all demand "
-        "above the ready capacity; cost counts every pod, starting ones included.",
+        "above the ready capacity; cost counts every pod, starting ones included. The HPA's frontier is its settings "
+        "that no other beats on both cost and saturation, joined by straight lines; below its lowest saturated share "
+        "it is read flat (a lower bound of the HPA's cost), above its highest it gives no figure.",
         "",
         f"![demand and capacity]({plot.name})",
         "",
@@ -525,24 +777,61 @@ def _plot(record: DemoRecord, path: Path) -> Path:
 
     hours = [(s.minute + 1) / 60.0 for s in record.samples]
     demand = [s.demand for s in record.samples]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True, height_ratios=(3, 1))
+    names = [d.name for d in record.deployments]
+    fig = plt.figure(figsize=(15, 6.5))
+    grid = fig.add_gridspec(2, 2, width_ratios=(2.6, 1), height_ratios=(3, 1.4))
+    top = fig.add_subplot(grid[0, 0])
+    bottom = fig.add_subplot(grid[1, 0], sharex=top)
+    side = fig.add_subplot(grid[:, 1])
     top.fill_between(hours, demand, color="0.85", label="demand (cores)", step="post")
     colors = {AIHPA: "tab:blue", HPA: "tab:orange"}
+    # the timeline shows aihpa and the HPA at the same target; the other HPAs appear in the saturation strip
     for name in (AIHPA, HPA):
         ready = [s.ready[name] for s in record.samples]
         top.step(hours, ready, where="post", color=colors[name], lw=1.4, label=f"{name}: ready pods (capacity)")
-        hot = [h for h, d, r in zip(hours, demand, ready, strict=True) if d > r + 1e-9]
-        bottom.scatter(hot, [name] * len(hot), marker="|", s=80, color=colors[name])
+    for name in names:
+        hot = [s for s, x in zip(hours, record.samples, strict=True) if x.demand > x.ready[name] + 1e-9]
+        bottom.scatter(hot, [name] * len(hot), marker="|", s=60, color=colors.get(name, "0.45"))
     top.set_ylabel("cores / pods")
     top.legend(loc="upper left", frameon=False)
     top.set_title(f"aihpa vs HPA on {record.trace_name}")
     bottom.set_ylabel("saturated")
     bottom.set_xlabel("simulated hours")
-    bottom.set_ylim(-0.5, 1.5)
+    bottom.set_ylim(-0.5, len(names) - 0.5)
+    bottom.invert_yaxis()
+    bottom.tick_params(axis="y", labelsize=8)
+    _plot_frontier(side, record)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _plot_frontier(ax: Any, record: DemoRecord) -> None:
+    """Cost against saturated minutes: every HPA setting, its frontier, aihpa's point and the frontier at its share."""
+    c = frontier_comparison(record)
+    n = len(record.samples)
+    front = hpa_frontier(c.points)
+    ax.plot([p.saturated_share * n for p in front], [p.pod_minutes for p in front], color="tab:orange", lw=1.4,
+            label="HPA frontier")
+    ax.scatter([p.saturated_share * n for p in c.points], [p.pod_minutes for p in c.points], color="tab:orange",
+               zorder=3)
+    for p in c.points:
+        ax.annotate(f"{p.target_percent}%", (p.saturated_share * n, p.pod_minutes), textcoords="offset points",
+                    xytext=(5, 4), fontsize=8, color="tab:orange")
+    a = c.aihpa
+    ax.scatter([a.saturated_minutes], [a.pod_minutes], marker="*", s=180, color="tab:blue", zorder=4,
+               label=f"{AIHPA} (risk {record.saturation_risk:.0%})")
+    if c.hpa.pod_minutes is not None:
+        ax.scatter([a.saturated_minutes], [c.hpa.pod_minutes], marker="o", facecolors="none", edgecolors="tab:blue",
+                   s=60, zorder=4, label=f"HPA frontier at {AIHPA}'s share"
+                                     + (f": ratio {c.ratio:.2f}" if c.ratio is not None else ""))
+        ax.vlines(a.saturated_minutes, min(a.pod_minutes, c.hpa.pod_minutes), max(a.pod_minutes, c.hpa.pod_minutes),
+                  colors="tab:blue", linestyles="dotted")
+    ax.set_xlabel(f"saturated minutes (of {n})")
+    ax.set_ylabel("pod-minutes (cost)")
+    ax.set_title("cost against saturation")
+    ax.legend(loc="upper right", frameon=False, fontsize=8)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
