@@ -74,3 +74,22 @@ def test_a_trace_too_short_for_the_protocol_is_a_clear_error(
 ) -> None:
     assert main(["backtest", str(_csv(tmp_path, [1.0, 2.0] * 30)), "--policies", "oracle"]) == 2
     assert "needs at least 125" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--trials", "0"], "must be positive"),
+        (["--holdback-fraction", "1"], "--holdback-fraction must be in [0, 1)"),
+        (["--column", "a", "--column", "b"], "2 --column for 1 --trace"),
+    ],
+    ids=["no_trials", "all_held_back", "columns_without_traces"],
+)
+def test_tune_input_mistakes_are_one_line_and_exit_status_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    trace = _csv(tmp_path, [1.0 + (i % 7) for i in range(300)])
+    assert main(["tune", "--trace", str(trace), "--out", str(tmp_path / "out"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err
+    assert len(err.splitlines()) == 1

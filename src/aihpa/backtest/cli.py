@@ -1,4 +1,5 @@
-"""`aihpa backtest`: replay a trace under HPA, PHPA, the oracle and aihpa, and report cost at SLO.
+"""`aihpa backtest`: replay a trace under HPA, PHPA, the oracle and aihpa, and report cost at SLO; `aihpa tune`:
+search the Bi-LSTM's hyper-parameters, ranking the finalists by that cost.
 
 Heavy imports (numpy, JAX, matplotlib) happen inside the handler so `aihpa --help` stays fast. User mistakes (a
 missing file or column, a bad slice, an unknown policy, a trace too short or all zeros) raise `UserError`.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,26 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--model", default=None, metavar="DIR",
                    help="aihpa's Bi-LSTM from this checkpoint or models directory instead of the shipped one")
     p.set_defaults(handler=run_backtest_command)
+
+    p = sub.add_parser(
+        "tune",
+        help="search hyper-parameters by successive halving and write the results and the best checkpoint",
+        description="Successive halving over window, hidden size, layers, learning rate, horizon weighting and "
+        "quantiles, scored by validation pinball loss on the history part (first 20%%) of each trace.",
+    )
+    p.add_argument("--trace", action="append", required=True, metavar="CSV", help="a trace file (repeatable)")
+    p.add_argument("--column", action="append", default=[], metavar="NAME", help="demand column, once per --trace")
+    p.add_argument("--out", required=True, metavar="DIR", help="results.json, results.md and the best checkpoint")
+    p.add_argument("--trials", type=int, default=9, help="configurations in the first rung (default 9)")
+    p.add_argument("--min-steps", type=int, default=100, help="optimizer steps in the first rung (default 100)")
+    p.add_argument("--rungs", type=int, default=3, help="rungs; each trains the best third 3x longer (default 3)")
+    p.add_argument("--budget-minutes", type=float, default=30.0, help="start no training after this (default 30)")
+    p.add_argument("--history-fraction", type=float, default=0.2, metavar="F")
+    p.add_argument("--holdback-fraction", type=float, default=0.25, metavar="F",
+                   help="hold back the last F of each history part from training; the finalists are ranked by "
+                   "backtest cost at SLO on it (0: rank by validation pinball only)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_tune)
 
 
 def _forecaster(choice: str) -> Any:
@@ -131,4 +153,67 @@ def run_backtest_command(args: argparse.Namespace) -> int:
         from aihpa.backtest.plot import plot_backtest
 
         plot_backtest(result, args.plot)
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    import time
+
+    from rich.console import Console
+
+    from aihpa.backtest.protocol import MIN_STEPS
+    from aihpa.backtest.tune import successive_halving
+    from aihpa.forecast.checkpoint import save_checkpoint
+    from aihpa.forecast.train import history_part, series_from_trace
+    from aihpa.traces import load_trace
+
+    if args.column and len(args.column) != len(args.trace):
+        raise UserError(f"{len(args.column)} --column for {len(args.trace)} --trace; give one per trace or none")
+    if args.trials < 1 or args.min_steps < 1 or args.rungs < 1 or args.budget_minutes <= 0:
+        raise UserError("--trials, --min-steps, --rungs and --budget-minutes must be positive")
+    if not 0.0 <= args.holdback_fraction < 1.0:
+        raise UserError("--holdback-fraction must be in [0, 1)")
+    columns = args.column or [None] * len(args.trace)
+    traces = [load_trace(path, column=col) for path, col in zip(args.trace, columns, strict=True)]
+    parts = [history_part(t, args.history_fraction) for t in traces]
+    cut = [len(p) - int(len(p) * args.holdback_fraction) for p in parts]
+    series = [series_from_trace(p.slice(0, c)) for p, c in zip(parts, cut, strict=True)]
+    holdback = [p.slice(c, len(p)) for p, c in zip(parts, cut, strict=True) if len(p) - c >= MIN_STEPS]
+    console = Console()
+    started = time.monotonic()
+
+    def report(trial: Any, rung: int) -> None:
+        params = ", ".join(f"{k}={v}" for k, v in trial.params.items())
+        console.print(f"rung {rung} trial {trial.id:>2} steps {trial.steps[-1]:>5}  val pinball {trial.score:.5f}"
+                      f"  [{params}]  {time.monotonic() - started:6.0f}s")
+
+    try:
+        result = successive_halving(
+            series, trials=args.trials, min_steps=args.min_steps, rungs=args.rungs, seed=args.seed,
+            elapsed=lambda: time.monotonic() - started, budget_s=args.budget_minutes * 60.0, on_trial=report,
+            holdback=holdback,
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    best = result.best
+    assert best.result is not None
+    ckpt = save_checkpoint(
+        out / "models",
+        model=best.result.model, model_cfg=best.result.model_cfg, train_cfg=best.result.train_cfg,
+        metrics=best.result.metrics, data=best.result.data, digest=best.result.digest,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        provenance={"command": "aihpa tune " + " ".join(f"--trace {Path(p).name}" for p in args.trace)
+                    + f" --trials {args.trials} --min-steps {args.min_steps} --rungs {args.rungs} --seed {args.seed}",
+                    "trial": best.id},
+    )
+    doc = {"seed": args.seed, "rungs": result.rungs, "stopped_early": result.stopped_early, "best_trial": best.id,
+           "best_checkpoint": str(ckpt), "trials": result.table()}
+    (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (out / "results.md").write_text(result.markdown())
+    console.print(result.markdown())
+    cost = "" if best.cost_at_slo is None else f", held-back cost at SLO {best.cost_at_slo:.3f}"
+    console.print(f"best: trial {best.id} (val pinball {best.score:.5f}{cost}) -> {ckpt}"
+                  + ("; the time budget ended the search early" if result.stopped_early else ""))
     return 0

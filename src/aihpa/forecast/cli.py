@@ -1,4 +1,5 @@
-"""`aihpa train`, `aihpa tune`, `aihpa forecast` and `aihpa evaluate`: the forecaster from the command line.
+"""`aihpa train`, `aihpa forecast` and `aihpa evaluate`: the forecaster from the command line (`aihpa tune`, which
+ranks models by backtest cost, is `aihpa.backtest.cli`'s).
 
 Heavy imports (JAX) happen inside the handlers so `aihpa --help` stays fast. User mistakes raise `UserError`.
 """
@@ -48,26 +49,6 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_train)
-
-    p = sub.add_parser(
-        "tune",
-        help="search hyper-parameters by successive halving and write the results and the best checkpoint",
-        description="Successive halving over window, hidden size, layers, learning rate, horizon weighting and "
-        "quantiles, scored by validation pinball loss on the history part (first 20%%) of each trace.",
-    )
-    p.add_argument("--trace", action="append", required=True, metavar="CSV", help="a trace file (repeatable)")
-    p.add_argument("--column", action="append", default=[], metavar="NAME", help="demand column, once per --trace")
-    p.add_argument("--out", required=True, metavar="DIR", help="results.json, results.md and the best checkpoint")
-    p.add_argument("--trials", type=int, default=9, help="configurations in the first rung (default 9)")
-    p.add_argument("--min-steps", type=int, default=100, help="optimizer steps in the first rung (default 100)")
-    p.add_argument("--rungs", type=int, default=3, help="rungs; each trains the best third 3x longer (default 3)")
-    p.add_argument("--budget-minutes", type=float, default=30.0, help="start no training after this (default 30)")
-    p.add_argument("--history-fraction", type=float, default=0.2, metavar="F")
-    p.add_argument("--holdback-fraction", type=float, default=0.25, metavar="F",
-                   help="hold back the last F of each history part from training; the finalists are ranked by "
-                   "backtest cost at SLO on it (0: rank by validation pinball only)")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(handler=_tune)
 
     p = sub.add_parser("forecast", help="print the quantile forecast at one point of a trace")
     p.add_argument("trace", metavar="TRACE", help="CSV trace")
@@ -154,69 +135,6 @@ def _train(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     meta = json.loads((path / "metadata.json").read_text())
     print(f"wrote {path} (version {meta['version']}, validation pinball {meta['metrics']['val_pinball']:.4f})")
-    return 0
-
-
-def _tune(args: argparse.Namespace) -> int:
-    import time
-
-    from rich.console import Console
-
-    from aihpa.forecast.checkpoint import save_checkpoint
-    from aihpa.forecast.train import history_part, series_from_trace
-    from aihpa.forecast.tune import successive_halving
-
-    if args.column and len(args.column) != len(args.trace):
-        raise UserError(f"{len(args.column)} --column for {len(args.trace)} --trace; give one per trace or none")
-    if args.trials < 1 or args.min_steps < 1 or args.rungs < 1 or args.budget_minutes <= 0:
-        raise UserError("--trials, --min-steps, --rungs and --budget-minutes must be positive")
-    if not 0.0 <= args.holdback_fraction < 1.0:
-        raise UserError("--holdback-fraction must be in [0, 1)")
-    columns = args.column or [None] * len(args.trace)
-    traces = [_load(path, col) for path, col in zip(args.trace, columns, strict=True)]
-    parts = [history_part(t, args.history_fraction) for t in traces]
-    cut = [len(p) - int(len(p) * args.holdback_fraction) for p in parts]
-    series = [series_from_trace(p.slice(0, c)) for p, c in zip(parts, cut, strict=True)]
-    from aihpa.backtest.protocol import MIN_STEPS
-
-    holdback = [p.slice(c, len(p)) for p, c in zip(parts, cut, strict=True) if len(p) - c >= MIN_STEPS]
-    console = Console()
-    started = time.monotonic()
-
-    def report(trial: Any, rung: int) -> None:
-        params = ", ".join(f"{k}={v}" for k, v in trial.params.items())
-        console.print(f"rung {rung} trial {trial.id:>2} steps {trial.steps[-1]:>5}  val pinball {trial.score:.5f}"
-                      f"  [{params}]  {time.monotonic() - started:6.0f}s")
-
-    try:
-        result = successive_halving(
-            series, trials=args.trials, min_steps=args.min_steps, rungs=args.rungs, seed=args.seed,
-            elapsed=lambda: time.monotonic() - started, budget_s=args.budget_minutes * 60.0, on_trial=report,
-            holdback=holdback,
-        )
-    except ValueError as exc:
-        raise UserError(str(exc)) from exc
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    best = result.best
-    assert best.result is not None
-    ckpt = save_checkpoint(
-        out / "models",
-        model=best.result.model, model_cfg=best.result.model_cfg, train_cfg=best.result.train_cfg,
-        metrics=best.result.metrics, data=best.result.data, digest=best.result.digest,
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
-        provenance={"command": "aihpa tune " + " ".join(f"--trace {Path(p).name}" for p in args.trace)
-                    + f" --trials {args.trials} --min-steps {args.min_steps} --rungs {args.rungs} --seed {args.seed}",
-                    "trial": best.id},
-    )
-    doc = {"seed": args.seed, "rungs": result.rungs, "stopped_early": result.stopped_early, "best_trial": best.id,
-           "best_checkpoint": str(ckpt), "trials": result.table()}
-    (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (out / "results.md").write_text(result.markdown())
-    console.print(result.markdown())
-    cost = "" if best.cost_at_slo is None else f", held-back cost at SLO {best.cost_at_slo:.3f}"
-    console.print(f"best: trial {best.id} (val pinball {best.score:.5f}{cost}) -> {ckpt}"
-                  + ("; the time budget ended the search early" if result.stopped_early else ""))
     return 0
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from aihpa.backtest.tune import sample_configs, successive_halving
 from aihpa.cli import main
 from aihpa.forecast.config import ModelConfig, TrainConfig
-from aihpa.forecast.tune import sample_configs, successive_halving
 from tests.forecast.conftest import daily_series
 
 BASE = ModelConfig(horizon=4, level_window=4, season_lead=2, max_season=48, head_hidden=8)

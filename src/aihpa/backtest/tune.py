@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from aihpa.backtest.run import run_backtest
 from aihpa.forecast.config import ModelConfig, TrainConfig
+from aihpa.forecast.forecaster import BiLSTMForecaster
 from aihpa.forecast.input_pipeline import Series
 from aihpa.forecast.train import TrainResult, train
 from aihpa.traces import Trace
@@ -182,9 +184,6 @@ def successive_halving(
 
 def _holdback_cost(trial: Trial, traces: Sequence[Trace]) -> float | None:
     """Mean cost at SLO of aihpa's policy with this trial's model over the held-back traces."""
-    from aihpa.backtest.run import run_backtest
-    from aihpa.forecast.forecaster import BiLSTMForecaster
-
     assert trial.result is not None
     forecaster = BiLSTMForecaster(trial.result.model, version=f"trial-{trial.id}")
     costs = []
