@@ -63,10 +63,10 @@ class LifecycleSettings:
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(max_steps=300, eval_every=50, learning_rate=5e-4, progress=False)
     )
-    # run challenges in a separate, lower-priority process with this address-space limit (bytes; 0: no limit), so
-    # training neither holds the controller's interpreter lock nor grows its memory; False: a thread of the
-    # controller's own process
-    in_process_worker: bool = True
+    # run challenges in a separate, lower-priority process (spawned once, reused) with an address space of at most
+    # `worker_memory_bytes` (0: no limit), so training neither holds the controller's interpreter lock nor grows its
+    # memory; False: a worker thread of the controller's own process
+    separate_process: bool = True
     worker_memory_bytes: int = 4 * 2**30
 
 

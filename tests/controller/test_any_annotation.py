@@ -47,7 +47,7 @@ def _deployment(name: str, annotations: dict[str, str]) -> dict[str, Any]:
 
 
 def _invalid_annotation_events(controller: Controller, name: str) -> list[str]:
-    return [message for ref, type_, reason, message in controller._pending
+    return [message for ref, type_, reason, message in controller.outbox.queued
             if ref.name == name and type_ == "Warning" and reason == "InvalidAnnotation"]
 
 
@@ -61,7 +61,7 @@ def test_a_relist_with_any_annotation_values_manages_every_deployment(
     bad = _deployment("bad", {**VALID, key: raw})
     wild = _deployment("wild", others)
     items = (_deployment("first", {}), bad, wild, _deployment("last", {ANNOTATION_MODE: "reactive"}))
-    controller._on_deployment(WatchEvent(type="SYNC", items=items))
+    controller.cache.on_deployment(WatchEvent(type="SYNC", items=items))
 
     assert set(controller.workloads) == {"default/first", "default/bad", "default/wild", "default/last"}
     assert controller.workloads["default/last"].parsed.policy.mode == "reactive"
@@ -81,10 +81,10 @@ def test_a_relist_with_any_annotation_values_manages_every_deployment(
 @given(raw=annotation_values)
 def test_an_update_with_a_bad_value_still_applies_the_valid_change_beside_it(raw: str) -> None:
     controller = _controller()
-    controller._on_deployment(WatchEvent(type="SYNC", items=(_deployment("web", {}),)))
+    controller.cache.on_deployment(WatchEvent(type="SYNC", items=(_deployment("web", {}),)))
     updated = _deployment("web", {"aihpa/min-replicas": raw, ANNOTATION_MODE: "dry-run",
                                   "aihpa/scale-down-stabilization": "60"})
-    controller._on_deployment(WatchEvent(type="MODIFIED", object=updated))
+    controller.cache.on_deployment(WatchEvent(type="MODIFIED", object=updated))
     policy = controller.workloads["default/web"].parsed.policy
     assert policy.mode == "dry-run" and policy.scale_down_stabilization_s == 60
 
@@ -93,7 +93,7 @@ def test_the_invalid_annotation_event_says_its_fallback_once() -> None:
     controller = _controller()
     annotations = {"aihpa/min-replicas": "1" * 5000, "aihpa/max-replicas": "lots", "aihpa/mode": "turbo",
                    "aihpa/typo": "1"}
-    controller._on_deployment(WatchEvent(type="SYNC", items=(_deployment("web", annotations),)))
+    controller.cache.on_deployment(WatchEvent(type="SYNC", items=(_deployment("web", annotations),)))
     assert _invalid_annotation_events(controller, "web") == [
         "aihpa/min-replicas is 5000 characters long (at most 256); using default 1",
         "aihpa/max-replicas='lots' must be a whole number >= 1; using default 100",

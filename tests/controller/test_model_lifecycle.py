@@ -76,7 +76,7 @@ async def test_a_promoted_model_that_regresses_live_is_rolled_back(rig: Rig, tmp
     previous.version = "previous-1"  # type: ignore[misc]
     rig.controller.drift = DriftMonitor(window=5, ratio=1.5)
     rig.controller.drift.reference = 0.05  # the replaced model was within 5% live
-    rig.controller._probation = previous
+    rig.controller.models.probation = previous
     rig.forecaster.value = 0.2  # the new model now forecasts a tenth of the real 2 cores
     await rig.cycles(12)
     assert rig.controller.forecaster is previous
@@ -96,11 +96,11 @@ async def test_a_promoted_model_that_holds_up_live_stays(rig: Rig, tmp_path: Pat
     previous = ScriptedForecaster()
     rig.controller.drift = DriftMonitor(window=5, ratio=1.5)
     rig.controller.drift.reference = 0.5
-    rig.controller._probation = previous
+    rig.controller.models.probation = previous
     rig.forecaster.value = 2.0  # right on
     await rig.cycles(12)
     assert rig.controller.forecaster is rig.forecaster
-    assert rig.controller._probation is None
+    assert rig.controller.models.probation is None
 
 
 async def test_drift_starts_a_challenge_before_the_schedule(rig: Rig, tmp_path: Path) -> None:
@@ -116,7 +116,7 @@ async def test_drift_starts_a_challenge_before_the_schedule(rig: Rig, tmp_path: 
     rig.controller.forecaster = BiLSTMForecaster.from_checkpoint(models)
     await _deploy(rig, "web", cores=2.0)
     await rig.cycles(40)
-    assert rig.controller._training is None  # not due, no drift
+    assert rig.controller.models.training is None  # not due, no drift
     rig.controller.drift = DriftMonitor(window=3, ratio=1.5)
     rig.controller.drift.reference = 1e-6  # everything from now on looks like drift
     await rig.cycles(25)  # the drift must last two holdout windows
@@ -140,13 +140,13 @@ async def test_a_drift_triggered_challenge_trains_on_the_steps_since_the_change_
     await _deploy(rig, "web", cores=2.0)
     await rig.cycles(60)  # a long history before the change
     seen: list[LifecycleSettings] = []
-    original = rig.controller._challenge
+    original = rig.controller.models.challenge
 
     async def record(series: list, cfg: LifecycleSettings, *, created: str) -> None:  # type: ignore[type-arg]
         seen.append(cfg)
         await original(series, cfg, created=created)
 
-    rig.controller._challenge = record  # type: ignore[method-assign]
+    rig.controller.models.challenge = record  # type: ignore[method-assign]
     rig.controller.drift = DriftMonitor(window=3, ratio=1.5)
     rig.controller.drift.reference = 1e-6  # everything from now on looks like drift
     # the change is dated a monitor window before it is seen; 10 held out + 45 to train on after it

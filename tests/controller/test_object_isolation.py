@@ -81,7 +81,7 @@ async def test_a_relist_manages_every_deployment_after_one_with_a_5000_digit_ann
 async def test_a_deployment_that_fails_on_relist_is_reported_and_the_others_are_managed(
     sim_cluster: Cluster, kube: KubeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("aihpa.controller.parse_policy", _exploding)
+    monkeypatch.setattr("aihpa.controller.cache.parse_policy", _exploding)
     for name in ("a", "b", "c"):
         await sim_cluster.create(_manifest(name, **({EXPLODE: "1"} if name == "b" else {})))
     async with _controller(sim_cluster, kube) as controller:
@@ -101,7 +101,7 @@ async def test_a_deployment_that_fails_on_relist_is_reported_and_the_others_are_
 async def test_an_update_that_fails_keeps_the_last_good_state_and_the_watch_goes_on(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("aihpa.controller.parse_policy", _exploding)
+    monkeypatch.setattr("aihpa.controller.cache.parse_policy", _exploding)
     await rig.cluster.create(_manifest("web", **{"aihpa/mode": "dry-run"}))
     await rig.controller.wait_until(lambda: "default/web" in rig.controller.workloads)
     await rig.kube.request("PATCH", "/apis/apps/v1/namespaces/default/deployments/web",
@@ -138,5 +138,5 @@ async def test_readyz_is_not_ready_when_handling_a_list_is_cut_short(rig: Rig) -
     def cut_short(event: WatchEvent) -> None:
         raise RuntimeError("cut short")
 
-    await rig.controller._dispatch(WatchEvent(type="SYNC"), cut_short, "deployments", "/apis/apps/v1/deployments")
+    await rig.controller.cache.dispatch(WatchEvent(type="SYNC"), cut_short, "deployments", "/apis/apps/v1/deployments")
     assert rig.controller.ready() == (False, "deployments: handling the list failed: RuntimeError")

@@ -35,7 +35,7 @@ def _clauses(message: str) -> list[str]:
 
 
 async def test_each_warning_event_says_each_thing_once(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("aihpa.controller.parse_policy", _exploding)
+    monkeypatch.setattr("aihpa.controller.cache.parse_policy", _exploding)
     await _deploy(rig, "bad", **{"aihpa/min-replicas": "1" * 5000, "aihpa/max-replicas": "lots",
                                  "aihpa/mode": "turbo", "aihpa/typo": "1"})
     await _deploy(rig, "inverted", **{"aihpa/min-replicas": "9", "aihpa/max-replicas": "4"})

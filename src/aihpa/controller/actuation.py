@@ -1,0 +1,123 @@
+"""Carrying a decision out (the leader only): the scale patch with its Event, then the `aihpa/status` annotation.
+
+The scale is patched only when the count changes and never in dry-run; the write is guarded by the count it was
+decided from (`update_scale`'s `expected`), so a scale someone changed meanwhile is not overwritten. The status is
+rewritten when what it says changes (replicas, mode, kind, the reason's wording), else at most every
+`status_every_s`. A failed write is logged and counted, never raised: the next cycle tries again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from aihpa.annotations import ANNOTATION_STATUS
+from aihpa.controller.deciding import PendingAction, WorkloadDecision
+from aihpa.controller.outbox import EventOutbox
+from aihpa.controller.settings import ControllerSettings
+from aihpa.controller.workload import Workload
+from aihpa.forecast.forecaster import Forecaster
+from aihpa.k8s.client import MERGE_PATCH, KubeClient
+from aihpa.k8s.errors import K8sError, NotFoundError
+from aihpa.k8s.scale import update_scale
+from aihpa.observability import ControllerMetrics
+from aihpa.scaling import Decision, DecisionKind, record_scale
+
+__all__ = ["Actuator"]
+
+logger = logging.getLogger(__name__)
+
+# the numbers in a reason (utilization, forecast) move every step: a status that differs only in them is not news
+_NUMBERS = re.compile(r"[-+]?\d[\d.,]*%?")
+
+
+class Actuator:
+    """Writes decisions to the cluster through the scale subresource and the Deployment's annotations."""
+
+    def __init__(
+        self, client: KubeClient, *, settings: ControllerSettings, metrics: ControllerMetrics, outbox: EventOutbox
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.metrics = metrics
+        self.outbox = outbox
+
+    async def actuate(self, p: PendingAction, *, now: float, forecaster: Forecaster) -> WorkloadDecision:
+        """Patch the scale when it changes (never in dry-run), then the status annotation."""
+        w, decision, current = p.workload, p.decision, p.current
+        applied = False
+        if p.mode != "dry-run" and decision.replicas != current:
+            applied = await self._apply(w, decision, current=current)
+            if applied and decision.kind is DecisionKind.SAFETY_NET:
+                # the policies record the scale events of their own decisions; this one the rate limits must see too
+                w.state = replace(w.state, behavior=record_scale(
+                    state=w.state.behavior, behavior=p.policy.behavior, old=current, new=decision.replicas, now=now))
+        # between forecast steps a steady workload has nothing new to say: no status write
+        if decision.kind is not DecisionKind.HOLD or applied or not w.status_written:
+            scorings = p.policy.scorings
+            candidate = scorings[w.state.choice].label if 0 <= w.state.choice < len(scorings) else None
+            await self._write_status(w, decision, reactive=p.reactive, usage=p.usage, now=now, mode=p.mode,
+                                     forecaster=forecaster, candidate=candidate if p.mode != "reactive" else None)
+        return p.result(applied=applied)
+
+    async def _apply(self, w: Workload, decision: Decision, *, current: int) -> bool:
+        try:
+            result = await update_scale(self.client, namespace=w.ref.namespace, name=w.ref.name,
+                                        decide=lambda _scale: decision.replicas, expected=current)
+        except NotFoundError:
+            return False
+        except K8sError as exc:
+            logger.warning("%s: scale to %d failed: %s", w.key, decision.replicas, exc)
+            self.metrics.errors.labels(kind="scale").inc()
+            return False
+        if not result.changed:
+            return False
+        (w.obj.setdefault("spec", {}))["replicas"] = result.after
+        self.metrics.scalings.labels(direction="up" if result.after > result.before else "down").inc()
+        self.outbox.about(w, "Normal", "Scaled", f"{result.before} -> {result.after}: {decision.reason}")
+        return True
+
+    async def _write_status(
+        self, w: Workload, decision: Decision, *, reactive: int, usage: float | None, now: float, mode: str,
+        forecaster: Forecaster, candidate: str | None = None,
+    ) -> None:
+        forecast: dict[str, Any] | None = None
+        if w.forecast is not None:
+            f = np.asarray(w.forecast, dtype=np.float64)
+            forecast = {
+                "horizon_s": int(f.shape[0] * self.settings.step_s),
+                "next": {f"p{round(q * 100)}": round(float(f[0, i]), 4) for i, q in enumerate(forecaster.quantiles)},
+                "peak": {f"p{round(q * 100)}": round(float(f[:, i].max()), 4)
+                         for i, q in enumerate(forecaster.quantiles)},
+            }
+        status = {
+            "replicas": decision.replicas,
+            "reactive": reactive,
+            "usage": None if usage is None else round(usage, 4),
+            "forecast": forecast,
+            "reason": decision.reason,
+            # the candidate the predictive policy acts on (the calibrated HPA, the model's forecast, the last usage)
+            "candidate": candidate,
+            "mode": mode,
+            "model": forecaster.version,
+        }
+        key = json.dumps([decision.replicas, reactive, mode, decision.kind.value, decision.limited_by,
+                          _NUMBERS.sub("#", decision.reason)])
+        if key == w.status_written and now - w.status_time < self.settings.status_every_s:
+            return
+        stamped = json.dumps({**status, "time": datetime.fromtimestamp(now, tz=UTC).isoformat(timespec="seconds")},
+                             separators=(",", ":"), sort_keys=True)
+        try:
+            await self.client.request(
+                "PATCH", f"/apis/apps/v1/namespaces/{w.ref.namespace}/deployments/{w.ref.name}",
+                body={"metadata": {"annotations": {ANNOTATION_STATUS: stamped}}}, content_type=MERGE_PATCH,
+            )
+            w.status_written, w.status_time = key, now
+        except K8sError as exc:
+            logger.info("%s: status not written: %s", w.key, exc)

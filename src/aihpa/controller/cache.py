@@ -1,0 +1,262 @@
+"""The workload cache: the Deployments labeled for aihpa and the Deployments an HPA targets, kept by two watches.
+
+Each watch lists, then watches, and lists again after a 410 or a failure (`aihpa.k8s.watching`); the cache is
+synced (and the controller ready) while both have a complete list behind them. An object that cannot be handled is
+reported (log, metric, a Warning Event queued) and keeps its last known state: one bad object never stops the
+watch or the others. A new workload's history is backfilled from the metrics source when it can.
+
+It reads the API and the metrics source; it never writes to the cluster (Events go to the outbox).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import numpy as np
+
+from aihpa.annotations import parse_policy
+from aihpa.clock import Clock
+from aihpa.controller.outbox import EventOutbox
+from aihpa.controller.settings import ControllerSettings
+from aihpa.controller.workload import Workload, object_key, pod_cpu
+from aihpa.k8s.client import KubeClient
+from aihpa.k8s.errors import K8sError
+from aihpa.k8s.events import ObjectRef
+from aihpa.k8s.watching import WatchEvent, watch_objects
+from aihpa.metrics.history import History
+from aihpa.metrics.source import MetricsSource, WorkloadRef
+from aihpa.observability import ControllerMetrics
+
+__all__ = ["WorkloadCache"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_DEPLOYMENTS, _HPAS = "deployments", "hpas"
+
+
+class WorkloadCache:
+    """What the controller knows of the cluster: `workloads` by namespace/name, and `hpa_targets`."""
+
+    def __init__(
+        self,
+        *,
+        client: KubeClient,
+        metrics_source: MetricsSource,
+        history: History,
+        settings: ControllerSettings,
+        clock: Clock,
+        metrics: ControllerMetrics,
+        outbox: EventOutbox,
+    ) -> None:
+        self.client = client
+        self.metrics_source = metrics_source
+        self.history = history
+        self.settings = settings
+        self.clock = clock
+        self.metrics = metrics
+        self.outbox = outbox
+        self.workloads: dict[str, Workload] = {}
+        self.hpa_targets: set[str] = set()
+        self._synced = {_DEPLOYMENTS: False, _HPAS: False}
+        # why a watch's cache is not backed by a complete list (shown on /readyz)
+        self._unsynced = {_DEPLOYMENTS: "waiting for the first list", _HPAS: "waiting for the first list"}
+        self._synced_event = asyncio.Event()
+        self._watch_seen = asyncio.Condition()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ---- readiness ----------------------------------------------------------------------------------------------
+
+    @property
+    def synced(self) -> bool:
+        return all(self._synced.values())
+
+    def ready(self) -> tuple[bool, str]:
+        if self.synced:
+            return True, "caches synced"
+        return False, "; ".join(f"{name}: {self._unsynced[name]}" for name, ok in self._synced.items() if not ok)
+
+    async def wait_synced(self, *, timeout_s: float) -> None:
+        async with asyncio.timeout(timeout_s):
+            await self._synced_event.wait()
+
+    async def wait_until(self, predicate: Callable[[], bool], *, timeout_s: float) -> None:
+        async with asyncio.timeout(timeout_s), self._watch_seen:
+            await self._watch_seen.wait_for(predicate)
+
+    # ---- the watches --------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start both watches (tasks this cache owns until `stop`)."""
+        ns = self.settings.watch_namespace
+        deployments = f"/apis/apps/v1/namespaces/{ns}/deployments" if ns else "/apis/apps/v1/deployments"
+        hpas = (f"/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers" if ns
+                else "/apis/autoscaling/v2/horizontalpodautoscalers")
+        self._spawn(self._watch(deployments, {"labelSelector": self.settings.label_selector}, self.on_deployment,
+                                _DEPLOYMENTS), name="aihpa-watch-deployments")
+        self._spawn(self._watch(hpas, {}, self.on_hpa, _HPAS), name="aihpa-watch-hpas")
+
+    async def stop(self) -> None:
+        """Cancel the watches and any backfill still running, and wait for them."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    def _spawn(self, job: Coroutine[Any, Any, None], *, name: str | None = None) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(job, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _watch(
+        self, path: str, params: dict[str, Any], handle: Callable[[WatchEvent], None], name: str
+    ) -> None:
+        async def list_failed(exc: K8sError) -> None:
+            await self._unsync(name, f"list failed: {exc}")
+
+        backoff = self.settings.watch.backoff
+        failures = 0
+        while True:
+            try:
+                async for event in watch_objects(self.client, path, params=params, settings=self.settings.watch,
+                                                 on_list_error=list_failed):
+                    failures = 0
+                    await self.dispatch(event, handle, name, path)
+            except K8sError as exc:  # permanent (e.g. RBAC): not ready while it lasts, and try again later
+                logger.error("watch %s stopped: %s", path, exc)
+                await self._unsync(name, f"watch stopped: {exc}")
+                await self.client.clock.sleep(backoff[min(failures, len(backoff) - 1)] if backoff else 1.0)
+                failures += 1
+
+    async def dispatch(self, event: WatchEvent, handle: Callable[[WatchEvent], None], name: str, path: str) -> None:
+        """Hand one watch event to its handler; a list handled to its end marks that watch synced."""
+        try:
+            handle(event)
+        except Exception as exc:  # the handlers isolate each object; this is the last line
+            logger.exception("watch %s: cannot handle %s event", path, event.type)
+            self.metrics.errors.labels(kind="watch-handler").inc()
+            if event.type == "SYNC":
+                await self._unsync(name, f"handling the list failed: {type(exc).__name__}")
+        else:
+            if event.type == "SYNC":
+                self._synced[name] = True
+                self._unsynced[name] = ""
+                if self.synced:
+                    self._synced_event.set()
+        async with self._watch_seen:
+            self._watch_seen.notify_all()
+
+    async def _unsync(self, name: str, why: str) -> None:
+        self._synced[name] = False
+        self._unsynced[name] = why[:200]
+        async with self._watch_seen:
+            self._watch_seen.notify_all()
+
+    # ---- the handlers -------------------------------------------------------------------------------------------
+
+    def on_deployment(self, event: WatchEvent) -> None:
+        """Update the cache from one watch event; an object that cannot be handled is reported and skipped."""
+        if event.type == "SYNC":
+            keep = set()
+            for obj in event.items:
+                # a failed object keeps what the cache knew of it: it is neither dropped nor half-updated
+                keep.add(self._isolated("Deployment", obj, self._upsert) or object_key(obj))
+            for key in [k for k in self.workloads if k not in keep]:
+                self._drop(key)
+        elif event.type == "DELETED":
+            self._isolated("Deployment", event.object, lambda obj: self._drop(object_key(obj)))
+        else:
+            self._isolated("Deployment", event.object, self._upsert)
+
+    def on_hpa(self, event: WatchEvent) -> None:
+        def target(hpa: dict[str, Any]) -> str | None:
+            ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+            if ref.get("kind") != "Deployment":
+                return None
+            return f"{(hpa.get('metadata') or {}).get('namespace')}/{ref.get('name')}"
+
+        if event.type == "SYNC":
+            self.hpa_targets = {t for t in (self._isolated("HorizontalPodAutoscaler", h, target)
+                                             for h in event.items) if t}
+        elif event.type == "DELETED":
+            t = self._isolated("HorizontalPodAutoscaler", event.object, target)
+            if t:
+                self.hpa_targets.discard(t)
+        else:
+            t = self._isolated("HorizontalPodAutoscaler", event.object, target)
+            if t:
+                self.hpa_targets.add(t)
+
+    def _isolated(self, kind: str, obj: dict[str, Any], handle: Callable[[dict[str, Any]], T]) -> T | None:
+        """`handle(obj)`, or None when it raises: logged, counted, and a Warning Event on that object."""
+        try:
+            return handle(obj)
+        except Exception as exc:
+            key = object_key(obj)
+            reason = type(exc).__name__
+            logger.exception("%s %s: cannot handle it, left as it was", kind, key)
+            self.metrics.object_errors.labels(kind=kind, reason=reason).inc()
+            with contextlib.suppress(Exception):  # an object too broken to name gets no Event, only the log
+                api_version = "apps/v1" if kind == "Deployment" else "autoscaling/v2"
+                ref = ObjectRef.of({**obj, "apiVersion": api_version, "kind": kind})
+                if ref.name:
+                    self.outbox.add(ref, "Warning", "HandlingFailed",
+                                    f"aihpa cannot handle this {kind} ({reason}: {str(exc)[:200]}); "
+                                    "it keeps its last known state")
+            return None
+
+    def _upsert(self, obj: dict[str, Any]) -> str:
+        meta = obj.get("metadata") or {}
+        ref = WorkloadRef(namespace=str(meta.get("namespace")), name=str(meta.get("name")),
+                          selector=(obj.get("spec") or {}).get("selector") or {})
+        parsed = parse_policy(meta.get("annotations") or {}, defaults=self.settings.defaults)
+        w = self.workloads.get(ref.key)
+        if w is None:
+            w = Workload(ref=ref, obj=obj, parsed=parsed, request_cores=pod_cpu(obj, "requests"))
+            self.workloads[ref.key] = w
+            self._backfill(w)
+        else:
+            w.ref, w.obj, w.parsed, w.request_cores = ref, obj, parsed, pod_cpu(obj, "requests")
+        if parsed.warnings != w.warned:
+            w.warned = parsed.warnings
+            for text in parsed.warnings:
+                # each warning already says what it falls back to
+                self.outbox.about(w, "Warning", "InvalidAnnotation", text)
+        return ref.key
+
+    def _drop(self, key: str) -> None:
+        w = self.workloads.pop(key, None)
+        self.history.forget(key)
+        if w is not None:
+            self.metrics.forget(w.ref.namespace, w.ref.name)
+
+    # ---- history backfill ---------------------------------------------------------------------------------------
+
+    def _backfill(self, w: Workload) -> None:
+        """Rebuild a new workload's history from the metrics source when it can (Prometheus range queries)."""
+        if w.key in self.history or not hasattr(self.metrics_source, "history"):
+            return
+        self._spawn(self._backfill_from_source(w.ref))
+
+    async def _backfill_from_source(self, ref: WorkloadRef) -> None:
+        step = self.settings.step_s
+        end = math.floor(self.clock.now() / step) * step - step
+        start = end - step * (self.settings.history_capacity - 1)
+        try:
+            _, values = await self.metrics_source.history(ref, start=start, end=end, step_s=step)  # type: ignore[attr-defined]
+        except Exception as exc:  # a backfill is best effort: the history then starts empty
+            logger.info("%s: no history backfill: %s", ref.key, exc)
+            return
+        finite = np.flatnonzero(np.isfinite(values))
+        if finite.size and ref.key not in self.history:
+            first = int(finite[0])
+            self.history.backfill(ref.key, start=start + first * step, values=values[first:])

@@ -1,0 +1,322 @@
+"""The controller: collect -> forecast -> decide -> scale, for every Deployment labeled `aihpa/enabled=true`.
+
+One cycle every sync period (15 s by default):
+
+1. read each workload's total CPU usage from the metrics source into its `History` (one point per model step);
+2. at each new model step, forecast every workload with enough history in ONE batched call (`forecasting`, in a
+   worker thread, never on the event loop); decide each workload with `aihpa.scaling` (`deciding`): its policy once
+   per model step, between model steps the reactive safety net, which only adds capacity;
+3. if this replica leads, carry the decisions out (`actuation`: the scale patch, never in dry-run, and the
+   `aihpa/status` annotation), send the cycle's Events (`outbox`), start a model challenge when one is due
+   (`models`), and now and then publish the replica profiles for the webhook and save the history (`publishing`).
+
+Units: cores throughout (usage, forecasts, the pods' CPU request per pod). A missing metric never causes a
+scale-down; a non-finite forecast falls back to reactive; a Deployment that a HorizontalPodAutoscaler also targets is
+left alone, with a Warning Event.
+
+Composition layer: this module wires the parts together and orders the cycle. It holds no scaling rule (those are
+`aihpa.scaling`'s) and does no I/O of its own beyond what the parts do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aihpa.clock import Clock, SystemClock
+from aihpa.controller import forecasting, publishing
+from aihpa.controller.actuation import Actuator
+from aihpa.controller.cache import WorkloadCache
+from aihpa.controller.deciding import WorkloadDecision, decide
+from aihpa.controller.models import ModelScheduler
+from aihpa.controller.outbox import EventOutbox, bounded
+from aihpa.controller.settings import ControllerSettings, check_model_step
+from aihpa.controller.workload import Workload
+from aihpa.forecast.forecaster import Forecaster
+from aihpa.forecast.input_pipeline import Series
+from aihpa.k8s.client import KubeClient
+from aihpa.k8s.events import EventRecorder
+from aihpa.k8s.leader import LeaderElector
+from aihpa.lifecycle import Challenge, DriftMonitor, LifecycleSettings
+from aihpa.metrics.history import History
+from aihpa.metrics.source import MetricsSource
+from aihpa.observability import ControllerMetrics
+from aihpa.profiles import ReplicaProfile
+
+__all__ = ["Controller", "CycleReport"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CycleReport:
+    time: float
+    decisions: tuple[WorkloadDecision, ...]
+    forecasted: int
+    skipped: dict[str, str]
+
+
+class Controller:
+    """The aihpa operator loop. Use as `async with Controller(...) as c:`; `run_cycle()` runs one cycle by hand.
+
+    Raises `aihpa.errors.UserError` when the forecaster recorded a model step other than `settings.step_s`.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: KubeClient,
+        metrics: MetricsSource,
+        forecaster: Forecaster,
+        settings: ControllerSettings | None = None,
+        clock: Clock | None = None,
+        observability: ControllerMetrics | None = None,
+    ) -> None:
+        settings = settings or ControllerSettings()
+        check_model_step(settings, forecaster)
+        self.client = client
+        self.metrics_source = metrics
+        self.clock = clock or client.clock or SystemClock()
+        self.metrics = observability or ControllerMetrics()
+        self._settings = settings
+        restored = None
+        if settings.history_file:
+            restored = publishing.restore_history(Path(settings.history_file), capacity=settings.history_capacity)
+        self._history = restored or History(step_s=settings.step_s, capacity=settings.history_capacity)
+        self.events = EventRecorder(client, instance=settings.identity)
+        self.outbox = EventOutbox(self.events)
+        self.cache = WorkloadCache(client=client, metrics_source=metrics, history=self._history, settings=settings,
+                                   clock=self.clock, metrics=self.metrics, outbox=self.outbox)
+        self.models = ModelScheduler(forecaster, settings=settings, history=self._history,
+                                     workloads=self.cache.workloads, metrics=self.metrics, outbox=self.outbox)
+        self.actuator = Actuator(client, settings=settings, metrics=self.metrics, outbox=self.outbox)
+        self.elector = LeaderElector(
+            client,
+            namespace=settings.namespace,
+            name=settings.lease_name,
+            identity=settings.identity,
+            settings=settings.lease,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last_cycle: float | None = None
+        self._last_publish: float | None = None
+        self.metrics.model.labels(version=forecaster.version).set(1)
+
+    # ---- what it holds ------------------------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> ControllerSettings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: ControllerSettings) -> None:
+        """New settings take effect from the next cycle (the identity, lease and history size stay as built)."""
+        self._settings = value
+        for part in (self.cache, self.models, self.actuator):
+            part.settings = value
+
+    @property
+    def history(self) -> History:
+        return self._history
+
+    @property
+    def forecaster(self) -> Forecaster:
+        """The model in use (a promotion or a rollback changes it)."""
+        return self.models.forecaster
+
+    @forecaster.setter
+    def forecaster(self, value: Forecaster) -> None:
+        self.models.forecaster = value
+
+    @property
+    def drift(self) -> DriftMonitor:
+        return self.models.drift
+
+    @drift.setter
+    def drift(self, value: DriftMonitor) -> None:
+        self.models.drift = value
+
+    @property
+    def challenges(self) -> list[Challenge]:
+        return self.models.challenges
+
+    @property
+    def workloads(self) -> dict[str, Workload]:
+        return self.cache.workloads
+
+    @property
+    def hpa_targets(self) -> set[str]:
+        return self.cache.hpa_targets
+
+    # ---- life cycle ---------------------------------------------------------------------------------------------
+
+    @property
+    def is_leader(self) -> bool:
+        return self.elector.is_leader if self.settings.leader_election else True
+
+    @property
+    def synced(self) -> bool:
+        return self.cache.synced
+
+    def healthy(self) -> tuple[bool, str]:
+        if self._last_cycle is None:
+            return True, "starting"
+        late = self.clock.now() - self._last_cycle
+        ok = late < 4 * self.settings.sync_period_s + 60
+        return ok, f"last cycle {late:.0f}s ago"
+
+    def ready(self) -> tuple[bool, str]:
+        return self.cache.ready()
+
+    async def __aenter__(self) -> Controller:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        self.cache.start()
+        if self.settings.run_loop:
+            self._tasks.append(asyncio.create_task(self._loop(), name="aihpa-cycle"))
+        if self.settings.leader_election and self.settings.run_loop:
+            self._tasks.append(asyncio.create_task(self.elector.run(), name="aihpa-leader"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self.cache.stop()
+        await self.models.stop()
+        if self.settings.history_file:
+            publishing.save_history(self._history, Path(self.settings.history_file))
+
+    async def wait_synced(self, *, timeout_s: float = 10.0) -> None:
+        """Wait (real time, bounded) until both watches have listed once."""
+        await self.cache.wait_synced(timeout_s=timeout_s)
+
+    async def wait_until(self, predicate: Callable[[], bool], *, timeout_s: float = 10.0) -> None:
+        """Wait (real time, bounded) until `predicate()` holds after a watch event (e.g. a Deployment is known)."""
+        await self.cache.wait_until(predicate, timeout_s=timeout_s)
+
+    async def _loop(self) -> None:
+        period = self.settings.sync_period_s
+        while True:
+            try:
+                await self.run_cycle()
+            except Exception:  # the loop must survive anything one cycle throws
+                logger.exception("controller cycle failed")
+                self.metrics.errors.labels(kind="cycle").inc()
+            now = self.clock.now()
+            await self.clock.sleep(period - (now % period) if period > 0 else 0)
+
+    # ---- the cycle ----------------------------------------------------------------------------------------------
+
+    async def run_cycle(self) -> CycleReport:
+        started = asyncio.get_running_loop().time()
+        settings = self.settings
+        now = self.clock.now()
+        step = math.floor(now / settings.step_s)
+        active, skipped = self._select()
+
+        usage = await self.metrics_source.usage([w.ref for w in active]) if active else {}
+        for w in active:
+            u = usage.get(w.key)
+            self._history.observe(w.key, now, u)
+            if u is not None:
+                self.metrics.usage.labels(w.ref.namespace, w.ref.name).set(u)
+
+        new_step = [w for w in active if w.last_step_decided != step]
+        forecasted = await self._forecast(new_step, now=now) if new_step else 0
+
+        forecaster = self.forecaster
+        pending = [decide(w, usage=usage.get(w.key), now=now, step=step, settings=settings, history=self._history,
+                          forecaster=forecaster, metrics=self.metrics) for w in active]
+        if self.is_leader:
+            decisions = await bounded((self.actuator.actuate(p, now=now, forecaster=forecaster) for p in pending),
+                                      limit=settings.api_concurrency)
+            await self.outbox.flush(concurrency=settings.api_concurrency)
+            self.models.maybe_challenge(now)
+            if self._last_publish is None or now - self._last_publish >= settings.publish_every_s:
+                self._last_publish = now
+                await self.publish_profiles(now=now)
+                if settings.history_file:
+                    publishing.save_history(self._history, Path(settings.history_file))
+        else:
+            decisions = [p.result(applied=False) for p in pending]
+            self.outbox.clear()  # standbys do not speak for the cluster
+        self.metrics.leader.set(1 if self.is_leader else 0)
+        self.metrics.workloads.labels(state="active").set(len(active))
+        self.metrics.workloads.labels(state="skipped").set(len(skipped))
+        self.metrics.cycle.observe(asyncio.get_running_loop().time() - started)
+        self._last_cycle = now
+        return CycleReport(time=now, decisions=tuple(decisions), forecasted=forecasted, skipped=skipped)
+
+    def _select(self) -> tuple[list[Workload], dict[str, str]]:
+        """The workloads to decide this cycle, and why each of the others is skipped (warned about once)."""
+        skipped: dict[str, str] = {}
+        active: list[Workload] = []
+        for w in self.workloads.values():
+            if w.key in self.hpa_targets:
+                skipped[w.key] = "targeted by a HorizontalPodAutoscaler"
+                if not w.hpa_warned:
+                    w.hpa_warned = True
+                    self.outbox.about(w, "Warning", "HPAConflict",
+                                      "a HorizontalPodAutoscaler also targets this Deployment: aihpa leaves it alone")
+                continue
+            w.hpa_warned = False
+            if w.request_cores is None:
+                skipped[w.key] = "no CPU request on its containers"
+                if "no-request" not in w.warned:
+                    w.warned = (*w.warned, "no-request")
+                    self.outbox.about(w, "Warning", "NoCPURequest",
+                                      "every container needs a CPU request for utilization-based scaling")
+                continue
+            active.append(w)
+        return active, skipped
+
+    async def _forecast(self, workloads: list[Workload], *, now: float) -> int:
+        """One batched forecast for the workloads at a new model step; a promoted model on probation is judged on
+        the errors this gathers, before it forecasts again."""
+        batch = forecasting.gather(workloads, history=self._history, forecaster=self.forecaster, drift=self.drift,
+                                   now=now)
+        self.models.check_probation()
+        return await forecasting.predict(batch, forecaster=self.forecaster, step_s=self.settings.step_s,
+                                         metrics=self.metrics)
+
+    # ---- profiles and the model life cycle ----------------------------------------------------------------------
+
+    def profiles(self, *, now: float) -> list[ReplicaProfile]:
+        """Each workload's replicas by 15-minute slot of the day; unseen slots take the nearest seen one before."""
+        return publishing.profiles(self.workloads.values(), model_version=self.forecaster.version, now=now)
+
+    async def publish_profiles(self, *, now: float) -> int:
+        """Write the profiles into sharded ConfigMaps in the controller's namespace; returns how many were written."""
+        return await publishing.publish_profiles(
+            self.client, self.profiles(now=now), namespace=self.settings.namespace,
+            shards=self.settings.profile_shards, metrics=self.metrics,
+        )
+
+    async def wait_for_challenge(self, *, timeout_s: float = 120.0) -> Challenge | None:
+        """Wait (real time, bounded) for a running challenge to end; its outcome, or None when none ran."""
+        return await self.models.wait_for_challenge(timeout_s=timeout_s)
+
+    # The benchmarks drive a challenge by hand through these three; `models` is where they live.
+
+    @property
+    def _training(self) -> asyncio.Task[None] | None:
+        return self.models.training
+
+    def _training_series(self) -> list[Series]:
+        return self.models.training_series()
+
+    async def _challenge(self, series: list[Series], cfg: LifecycleSettings, *, created: str) -> None:
+        await self.models.challenge(series, cfg, created=created)

@@ -1,0 +1,133 @@
+"""The cycle's decisions: one per active workload, CPU only, no I/O.
+
+The rules are `aihpa.scaling`'s; this module maps a workload onto them: its annotations onto a `PredictivePolicy`,
+the metric and the object onto an `Observation`, and the cycle's moment onto the rule that applies:
+
+- no usage metric: hold (`hold_without_metric`);
+- a sync inside a model step already decided: the reactive safety net (`safety_net`);
+- a new model step: the workload's policy (`ReactivePolicy` in reactive mode, else `PredictivePolicy`).
+
+The Decision's `kind` says which rule chose the count; actuation and the metrics act on it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from aihpa.controller.settings import ControllerSettings
+from aihpa.controller.workload import PROFILE_SLOT_S, Workload, pod_cpu
+from aihpa.forecast.forecaster import Forecaster
+from aihpa.metrics.history import History
+from aihpa.observability import ControllerMetrics
+from aihpa.scaling import (
+    Behavior,
+    Calibration,
+    Decision,
+    Observation,
+    PredictivePolicy,
+    ReactiveState,
+    hold_without_metric,
+    safety_net,
+)
+
+__all__ = ["PendingAction", "WorkloadDecision", "decide", "policy_for"]
+
+
+@dataclass(frozen=True)
+class WorkloadDecision:
+    """What the cycle decided for one workload, and whether this replica carried it out."""
+
+    key: str
+    current: int
+    decision: Decision
+    reactive: int
+    usage: float | None
+    applied: bool
+    mode: str
+
+
+@dataclass
+class PendingAction:
+    """A decision made, not yet carried out."""
+
+    workload: Workload
+    policy: PredictivePolicy
+    decision: Decision
+    reactive: int
+    usage: float | None
+    current: int
+    mode: str
+
+    def result(self, *, applied: bool) -> WorkloadDecision:
+        return WorkloadDecision(key=self.workload.key, current=self.current, decision=self.decision,
+                                reactive=self.reactive, usage=self.usage, applied=applied, mode=self.mode)
+
+
+def policy_for(w: Workload, *, settings: ControllerSettings, min_history: int) -> PredictivePolicy:
+    """The workload's policy: its annotations (min, max, target, tolerance, stabilization) and the controller's risk
+    and step."""
+    p = w.parsed.policy
+    behavior = Behavior(min_replicas=p.min_replicas, max_replicas=p.max_replicas).with_scale_down_stabilization(
+        p.scale_down_stabilization_s
+    )
+    return PredictivePolicy(
+        calibration=Calibration(risk=settings.risk),
+        target_utilization=p.target_utilization,
+        request_per_pod=w.request_cores or 1.0,
+        tolerance=p.tolerance,
+        # the same band holds a predictive count: no change of fewer pods than this share of the current count
+        hysteresis=p.tolerance,
+        behavior=behavior,
+        min_history=min_history,
+        step_s=settings.step_s,
+    )
+
+
+def decide(
+    w: Workload,
+    *,
+    usage: float | None,
+    now: float,
+    step: int,
+    settings: ControllerSettings,
+    history: History,
+    forecaster: Forecaster,
+    metrics: ControllerMetrics,
+) -> PendingAction:
+    """The decision for one workload at model step `step`; the workload's policy state moves on with it."""
+    policy = policy_for(w, settings=settings, min_history=forecaster.min_history)
+    mode = "dry-run" if settings.dry_run else w.parsed.policy.mode
+    current = w.replicas
+    series = history.series(w.key)
+    obs = Observation(
+        usage=0.0 if usage is None else usage,
+        pods_with_metrics=max(w.ready, 0),
+        current_replicas=current,
+        now=now,
+        history_len=0 if series is None else int(np.isfinite(series.values).sum()),
+        # without a limit a pod can burst past its request: only a limit makes a usage ceiling
+        capacity_per_pod=pod_cpu(w.obj, "limits") or math.inf,
+    )
+    reactive = policy.reactive.recommend(obs)[0] if usage is not None else current
+    if usage is None:
+        decision = hold_without_metric(current=current)
+    elif w.last_step_decided == step:
+        decision = safety_net(current=current, reactive=reactive, max_replicas=policy.behavior.max_replicas)
+    else:
+        w.last_step_decided = step
+        if mode == "reactive":
+            decision, rstate = policy.reactive.decide(obs, ReactiveState(behavior=w.state.behavior))
+            w.state = replace(w.state, behavior=rstate.behavior)
+        else:
+            forecast = None if w.forecast is None else np.asarray(w.forecast, dtype=np.float64)
+            decision, w.state = policy.decide(obs, w.state, forecast=forecast, quantiles=forecaster.quantiles)
+        w.profile[int((now % 86400) // PROFILE_SLOT_S)] = decision.replicas
+    metrics.decisions.labels(reason=decision.kind.value).inc()
+    metrics.replicas.labels(w.ref.namespace, w.ref.name, "current").set(current)
+    metrics.replicas.labels(w.ref.namespace, w.ref.name, "desired").set(decision.replicas)
+    metrics.replicas.labels(w.ref.namespace, w.ref.name, "reactive").set(reactive)
+    return PendingAction(workload=w, policy=policy, decision=decision, reactive=reactive, usage=usage, current=current,
+                         mode=mode)

@@ -1,0 +1,77 @@
+"""One managed Deployment as the controller knows it, and what it reads off the raw object. No I/O."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from aihpa.annotations import ParsedPolicy
+from aihpa.metrics.quantity import parse_cpu
+from aihpa.metrics.source import WorkloadRef
+from aihpa.scaling import PredictiveState
+
+__all__ = ["PROFILE_SLOTS", "PROFILE_SLOT_S", "Workload", "object_key", "pod_cpu"]
+
+# the replica profiles published for the webhook: one count per 15-minute slot of the day
+PROFILE_SLOT_S = 900
+PROFILE_SLOTS = 86400 // PROFILE_SLOT_S
+
+
+@dataclass
+class Workload:
+    """A Deployment labeled for aihpa: its last seen object, its parsed policy, and the controller's state for it."""
+
+    ref: WorkloadRef
+    obj: dict[str, Any]
+    parsed: ParsedPolicy
+    request_cores: float | None
+    state: PredictiveState = field(default_factory=PredictiveState)
+    warned: tuple[str, ...] = ()
+    hpa_warned: bool = False
+    last_step_decided: int | None = None
+    forecast: np.ndarray | None = None  # [horizon, quantiles] in cores
+    last_forecast: float | None = None  # the median for the next step, from the last forecast
+    profile: list[int] = field(default_factory=lambda: [-1] * PROFILE_SLOTS)
+    # what the last status annotation written said, less its numbers (replicas, mode, kind, wording), and when
+    status_written: str = ""
+    status_time: float = -math.inf
+
+    @property
+    def key(self) -> str:
+        return self.ref.key
+
+    @property
+    def replicas(self) -> int:
+        return int((self.obj.get("spec") or {}).get("replicas") or 0)
+
+    @property
+    def ready(self) -> int:
+        status = self.obj.get("status") or {}
+        return int(status.get("readyReplicas") or 0)
+
+
+def object_key(obj: object) -> str:
+    """namespace/name of a raw object, whatever shape it has."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(meta, dict):
+        meta = {}
+    return f"{meta.get('namespace')}/{meta.get('name')}"
+
+
+def pod_cpu(deployment: dict[str, Any], kind: str) -> float | None:
+    """The CPU `kind` ("requests" or "limits") of one pod, summed over its containers; None when a container has
+    none (no request: utilization is undefined; no limit: no hard cap) or a value does not parse."""
+    containers = ((((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")) or []
+    total = 0.0
+    for c in containers:
+        cpu = ((c.get("resources") or {}).get(kind) or {}).get("cpu")
+        if cpu is None:
+            return None
+        try:
+            total += parse_cpu(cpu)
+        except ValueError:
+            return None
+    return total if total > 0 else None
