@@ -45,15 +45,15 @@ class Trace:
     """One demand series.
 
     `values` is float32 with no NaN left. `timestamps` are seconds since the Unix epoch (UTC) for each sample when
-    the file has absolute times, else None. `interval_s` is the native sampling interval when known (from absolute
-    timestamps or a `seconds_since_*` column), else None.
+    the file has absolute times, else None. `step_s` is the native sampling interval in seconds when known (from
+    absolute timestamps or a `seconds_since_*` column), else None: the step a forecaster is told its samples are at.
     """
 
     name: str
     column: str
     values: npt.NDArray[np.float32]
     timestamps: npt.NDArray[np.float64] | None = None
-    interval_s: float | None = None
+    step_s: float | None = None
     # seconds since start, when the file only has relative time (no calendar date)
     relative_seconds: npt.NDArray[np.float64] | None = None
     # indices (0-based sample positions) that were missing and filled by interpolation
@@ -64,11 +64,16 @@ class Trace:
         return int(self.values.shape[0])
 
     @property
+    def interval_s(self) -> float | None:
+        """Deprecated name of `step_s`."""
+        return self.step_s
+
+    @property
     def steps_per_day(self) -> int | None:
-        """Samples in one day, when the interval is known."""
-        if self.interval_s is None or self.interval_s <= 0:
+        """Samples in one day, when the step is known."""
+        if self.step_s is None or self.step_s <= 0:
             return None
-        return max(1, round(86400.0 / self.interval_s))
+        return max(1, round(86400.0 / self.step_s))
 
     def seconds(self) -> npt.NDArray[np.float64] | None:
         """Per-sample absolute time (Unix seconds, UTC) for calendar features, or None.
@@ -89,7 +94,7 @@ class Trace:
             column=self.column,
             values=self.values[lo:hi],
             timestamps=None if self.timestamps is None else self.timestamps[lo:hi],
-            interval_s=self.interval_s,
+            step_s=self.step_s,
             relative_seconds=None if self.relative_seconds is None else self.relative_seconds[lo:hi],
             filled=tuple(i - lo for i in self.filled if lo <= i < hi),
             source=self.source,
@@ -173,12 +178,16 @@ def series_from_values(
     values: Sequence[float] | npt.ArrayLike,
     *,
     name: str = "series",
-    interval_s: float | None = None,
+    step_s: float | None = None,
     timestamps: npt.ArrayLike | None = None,
     min_points: int = 2,
     max_gap: int = DEFAULT_MAX_GAP,
+    interval_s: float | None = None,
 ) -> Trace:
-    """A `Trace` from values in memory (NaNs filled and reported like a file's)."""
+    """A `Trace` from values in memory (NaNs filled and reported like a file's); `step_s` defaults to the median
+    spacing of `timestamps` when they are given. `interval_s` is the deprecated name of `step_s`."""
+    if step_s is None:
+        step_s = interval_s
     arr = np.asarray(values, dtype=np.float64).reshape(-1)
     if arr.shape[0] < min_points:
         raise TraceError(f"{name}: {arr.shape[0]} points, need at least {min_points}")
@@ -186,14 +195,14 @@ def series_from_values(
     ts = None if timestamps is None else np.asarray(timestamps, dtype=np.float64).reshape(-1)
     if ts is not None and ts.shape != arr.shape:
         raise TraceError(f"{name}: {ts.shape[0]} timestamps for {arr.shape[0]} values")
-    if interval_s is None and ts is not None:
-        interval_s = _median_interval(ts)
+    if step_s is None and ts is not None:
+        step_s = _median_interval(ts)
     return Trace(
         name=name,
         column="value",
         values=arr.astype(np.float32),
         timestamps=ts,
-        interval_s=interval_s,
+        step_s=step_s,
         filled=filled,
         source=name,
     )
@@ -285,14 +294,14 @@ def load_trace(
             timestamps = arr
         break
     clock = timestamps if timestamps is not None else relative
-    interval = None if clock is None else _median_interval(clock)
+    step_s = None if clock is None else _median_interval(clock)
 
     return Trace(
         name=p.stem,
         column=name,
         values=values.astype(np.float32),
         timestamps=timestamps,
-        interval_s=interval,
+        step_s=step_s,
         relative_seconds=relative,
         filled=filled,
         source=where,

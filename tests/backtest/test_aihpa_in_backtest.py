@@ -21,6 +21,7 @@ class CountingForecaster:
     quantiles = DEFAULT_QUANTILES
     context = 64
     min_history = 10
+    step_s = None
 
     def __init__(self) -> None:
         self.calls: list[tuple[int, int, object, float | None]] = []
@@ -67,7 +68,7 @@ def test_aihpa_falls_back_to_the_reactive_hpa_until_the_forecaster_has_enough_hi
 
 
 def test_aihpa_sweep_spans_the_one_percent_slo_on_a_simple_series() -> None:
-    trace = series_from_values(_demand(600), name="sine", interval_s=60.0)
+    trace = series_from_values(_demand(600), name="sine", step_s=60.0)
     result = run_backtest(trace, policies=["aihpa"], forecaster=CountingForecaster())
     shares = [p.saturated_share for p in result.policies["aihpa"].sweep]
     assert min(shares) <= 0.01

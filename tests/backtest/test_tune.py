@@ -78,7 +78,7 @@ def test_finalists_are_ranked_by_backtest_cost_on_held_back_data() -> None:
 
     s = daily_series(1400, seed=5)
     train_part = [dataclasses.replace(s, values=s.values[:1000], times=None if s.times is None else s.times[:1000])]
-    holdback = [series_from_values(s.values[1000:], interval_s=s.step_s, name="holdback")]
+    holdback = [series_from_values(s.values[1000:], step_s=s.step_s, name="holdback")]
     result = successive_halving(train_part, trials=3, min_steps=10, eta=3, rungs=1, seed=0, base_model=BASE,
                                 base_train=FAST, holdback=holdback, finalists=2)
     finalists = [t for t in result.trials if t.cost_at_slo is not None]

@@ -19,7 +19,7 @@ def test_pinball_is_asymmetric_as_defined() -> None:
 def test_a_perfectly_periodic_series_is_scored_zero_for_seasonal_naive_only() -> None:
     period = 24
     values = np.tile(np.arange(period, dtype=np.float64) + 1, 30)
-    trace = series_from_values(values, interval_s=3600.0)
+    trace = series_from_values(values, step_s=3600.0)
     rows = {
         r.forecaster: r
         for r in evaluate(

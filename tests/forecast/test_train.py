@@ -37,7 +37,7 @@ def test_trained_model_beats_last_value_on_a_daily_cycle(small_cfg: ModelConfig)
     cfg = TrainConfig(seed=0, batch_size=128, max_steps=400, eval_every=50, patience=4, progress=False)
     result = train([series], small_cfg, cfg)
     fc = BiLSTMForecaster(result.model, version="t")
-    trace = series_from_values(series.values, interval_s=series.step_s, timestamps=series.times)
+    trace = series_from_values(series.values, step_s=series.step_s, timestamps=series.times)
     rows = {r.forecaster: r for r in evaluate(trace, {"bilstm": fc, "last": LastValueForecaster(horizon=4)})}
     assert rows["bilstm"].pinball[0.9] < rows["last"].pinball[0.9]
     assert rows["bilstm"].mae < rows["last"].mae

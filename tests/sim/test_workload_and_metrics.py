@@ -12,6 +12,7 @@ from aihpa.clock import VirtualClock
 from aihpa.sim import Cluster
 from aihpa.sim.testing import deployment_manifest
 from aihpa.sim.workload import STARTUP_ANNOTATION, TRACE_ANNOTATION, TraceDemand, parse_cpu
+from aihpa.step import DEFAULT_STEP_S
 from aihpa.traces import series_from_values
 
 
@@ -110,7 +111,7 @@ async def test_cap_falls_back_to_the_cpu_request_without_a_limit(sim_cluster: Cl
 
 
 async def test_trace_annotation_drives_demand_over_virtual_time(sim_cluster: Cluster) -> None:
-    trace = series_from_values(np.array([1.0, 2.0, 3.0, 4.0]), name="ramp", interval_s=60.0)
+    trace = series_from_values(np.array([1.0, 2.0, 3.0, 4.0]), name="ramp", step_s=60.0)
     sim_cluster.register_trace("ramp", trace, scale=0.5)  # sample 0 plays now
     await sim_cluster.create(deployment_manifest("web", replicas=1, cpu_limit="4",
                                                  annotations={TRACE_ANNOTATION: "ramp"}))
@@ -121,7 +122,7 @@ async def test_trace_annotation_drives_demand_over_virtual_time(sim_cluster: Clu
 
 
 def test_trace_demand_interpolates_and_loops() -> None:
-    trace = series_from_values([0.0, 10.0], name="t", interval_s=10.0)
+    trace = series_from_values([0.0, 10.0], name="t", step_s=10.0)
     demand = TraceDemand(trace, start=100.0)
     assert demand(100.0) == 0.0
     assert demand(105.0) == 5.0
@@ -143,3 +144,10 @@ async def test_a_shorter_startup_delay_wakes_the_pod_starter_early(
         await asyncio.sleep(0)
     assert _status(sim_cluster, "fast").get("readyReplicas") == 1
     assert "readyReplicas" not in _status(sim_cluster, "slow")
+
+
+def test_trace_demand_steps_at_the_traces_own_step_else_the_model_step() -> None:
+    stepped = series_from_values([0.0, 10.0], name="t", step_s=10.0)
+    assert TraceDemand(stepped).step_s == 10.0
+    assert TraceDemand(stepped, step_s=30.0).step_s == TraceDemand(stepped, interval_s=30.0).step_s == 30.0
+    assert TraceDemand(series_from_values([0.0, 10.0], name="u")).step_s == DEFAULT_STEP_S

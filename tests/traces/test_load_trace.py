@@ -17,7 +17,7 @@ def test_each_shared_trace_loads_its_demand_column_by_default(shared_traces: Pat
     assert trace.column == SHARED_TRACE_COLUMNS[filename]
     assert trace.values.dtype == np.float32
     assert np.isfinite(trace.values).all()
-    assert trace.interval_s in (60.0, 300.0, 3600.0)
+    assert trace.step_s in (60.0, 300.0, 3600.0)
     # calendar time only where the file has absolute timestamps; relative time still gives the interval
     assert (trace.seconds() is not None) == (trace.timestamps is not None)
     assert (trace.timestamps is not None) or (trace.relative_seconds is not None)
@@ -46,7 +46,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_user_csv_without_time_column_has_no_interval(tmp_path: Path) -> None:
     trace = load_trace(_write(tmp_path, "load\n1\n2\n3\n"))
     assert trace.column == "load"
-    assert trace.interval_s is None and trace.timestamps is None
+    assert trace.step_s is None and trace.timestamps is None
     assert trace.steps_per_day is None
 
 
@@ -99,6 +99,13 @@ def test_slice_keeps_time_and_filled_positions_aligned(shared_traces: Path) -> N
 
 
 def test_series_from_values_reports_filled_gaps() -> None:
-    trace = series_from_values([1.0, float("nan"), 3.0], interval_s=60.0)
+    trace = series_from_values([1.0, float("nan"), 3.0], step_s=60.0)
     np.testing.assert_allclose(trace.values, [1, 2, 3])
     assert trace.filled == (1,)
+
+
+def test_the_deprecated_interval_s_is_the_step() -> None:
+    trace = series_from_values([1.0, 2.0, 3.0], interval_s=300.0)
+    assert trace.step_s == trace.interval_s == 300.0
+    assert trace.steps_per_day == 288
+    assert series_from_values([1.0, 2.0], timestamps=[0.0, 30.0]).step_s == 30.0

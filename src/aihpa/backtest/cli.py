@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aihpa.errors import UserError
+from aihpa.step import DEFAULT_STEP_S
 
 __all__ = ["add_commands", "parse_slice"]
 
@@ -43,8 +44,8 @@ def add_commands(sub: Any) -> None:
         "backtest",
         help="replay a trace under each scaling policy and report cost at SLO (DESIGN section 6)",
         description=(
-            "Replay a workload trace one sample per 60 s step under each policy, sweep its risk knob, and report "
-            "cost at 1%% saturated steps relative to perfect foresight."
+            f"Replay a workload trace one sample per {DEFAULT_STEP_S:g} s step under each policy, sweep its risk "
+            "knob, and report cost at 1%% saturated steps relative to perfect foresight."
         ),
     )
     p.add_argument("trace", metavar="TRACE", help="a CSV trace")
@@ -204,6 +205,7 @@ def _tune(args: argparse.Namespace) -> int:
         model=best.result.model, model_cfg=best.result.model_cfg, train_cfg=best.result.train_cfg,
         metrics=best.result.metrics, data=best.result.data, digest=best.result.digest,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
+        step_s=best.result.step_s,
         provenance={"command": "aihpa tune " + " ".join(f"--trace {Path(p).name}" for p in args.trace)
                     + f" --trials {args.trials} --min-steps {args.min_steps} --rungs {args.rungs} --seed {args.seed}",
                     "trial": best.id},

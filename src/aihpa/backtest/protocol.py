@@ -4,10 +4,11 @@ Readings of the design text, where it leaves room, are the literal ones:
 
 - Demand: d = v / P99(v) × 20 over the replayed samples (the slice, when one is given), P99 by linear interpolation
   between order statistics (numpy's default), NaN ignored in P99; then NaN and negative values become 0.
-- Steps: one sample is one 60 s step. The replay starts with one ready pod at t = 0; policies decide at the start of
-  each step t >= 1. A decision D[t] is the total count asked for at t: more pods than before start at t (they cost from
-  t) and are ready at t + 1; fewer is immediate, cancelling starting pods first, then ready ones. So
-  ready[t] = min(D[t - 1], D[t]) and cost[t] = D[t]. Counts are clamped to [1, 100] (1 core request each).
+- Steps: one sample is one model step (`aihpa.step.DEFAULT_STEP_S`, 60 s). The replay starts with one ready pod at
+  t = 0; policies decide at the start of each step t >= 1. A decision D[t] is the total count asked for at t: more pods
+  than before start at t (they cost from t) and are ready at t + 1; fewer is immediate, cancelling starting pods first,
+  then ready ones. So ready[t] = min(D[t - 1], D[t]) and cost[t] = D[t]. Counts are clamped to [1, 100] (1 core
+  request each).
 - What a policy sees at t: o[k] = min(d[k], ready[k]) and ready[k], D[k] for k < t, and timestamps; never d.
 - Scoring window: steps N // 5 .. N - 1 (the first 20%, rounded down, is history).
 - Per step: saturated if d[t] > ready[t]. Figures over the scoring window: saturated share (saturated steps / steps),
@@ -33,13 +34,13 @@ import numpy as np
 import numpy.typing as npt
 
 from aihpa.errors import UserError
+from aihpa.step import DEFAULT_STEP_S
 
 __all__ = [
     "MAX_PODS",
     "MIN_PODS",
     "MIN_STEPS",
     "SLO_SATURATION",
-    "STEP_SECONDS",
     "BatchPolicy",
     "Replay",
     "StepView",
@@ -53,7 +54,8 @@ __all__ = [
     "scored_start",
 ]
 
-STEP_SECONDS = 60.0
+#: Deprecated name of `aihpa.step.DEFAULT_STEP_S`, the step every sample stands for.
+STEP_SECONDS = DEFAULT_STEP_S
 MIN_PODS = 1
 MAX_PODS = 100
 REQUEST_CORES = 1.0
@@ -94,12 +96,17 @@ class StepView:
     ready: npt.NDArray[np.int64]  # ready[k] for k < t
     replicas: npt.NDArray[np.int64]  # D[k] (ready + starting) for k < t
     times: npt.NDArray[np.float64] | None  # the trace's own timestamps for k < t (calendar features), or None
-    step_seconds: float = STEP_SECONDS
+    step_s: float = DEFAULT_STEP_S
+
+    @property
+    def step_seconds(self) -> float:
+        """Deprecated name of `step_s`."""
+        return self.step_s
 
     @property
     def now(self) -> float:
         """Control time of step t in seconds since the start of the replay."""
-        return self.t * self.step_seconds
+        return self.t * self.step_s
 
 
 class BatchPolicy(Protocol):
@@ -210,7 +217,7 @@ def score(result: Replay, knobs: Sequence[float]) -> list[SweepPoint]:
                 knob=float(knob),
                 saturated_share=float(np.count_nonzero(dw > ready)) / dw.shape[0],
                 unserved_share=unserved / total_demand if total_demand > 0 else 0.0,
-                pod_minutes=float(cost.sum()) * STEP_SECONDS / 60.0,
+                pod_minutes=float(cost.sum()) * DEFAULT_STEP_S / 60.0,
                 scaling_actions=int(np.count_nonzero(changes)),
             )
         )

@@ -185,7 +185,7 @@ def run_backtest(
                 batch = PhpaBatch(grid, hw)
         else:
             assert forecaster is not None
-            aihpa = AihpaBatch(grid, forecaster, policy=aihpa_policy, times=times, step_s=trace.interval_s)
+            aihpa = AihpaBatch(grid, forecaster, policy=aihpa_policy, times=times, step_s=trace.step_s)
             settings = {"forecaster": forecaster.version, "lead_steps": aihpa.policies[0].lead_steps}
             batch = aihpa
         tick = None if progress is None else _ticker(progress, name, n - 1)

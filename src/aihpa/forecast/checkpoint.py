@@ -3,7 +3,8 @@
 Layout of one checkpoint directory::
 
     params.msgpack   the model parameters (flax.serialization msgpack of a pure dict of arrays)
-    metadata.json    format and version, model and training config, data digest, metrics, provenance, digests
+    metadata.json    format and version, model step, model and training config, data digest, metrics, provenance,
+                     digests
 
 A models directory holds one sub-directory per version and a `latest` file naming the one in use. The version is
 derived from the parameters' digest, so two different models never share a version. Two digests are recorded:
@@ -16,6 +17,9 @@ the parameters (finite, and shaped as the config says): a corrupt or incompatibl
 The digests catch damage and hand edits, not a deliberate forgery: whoever can write the directory can recompute
 them. Keep models directories writable only by the controller.
 
+`step_s` is the model step (seconds) the model was trained at: a controller running at another step must refuse the
+model or resample its history. A checkpoint written before it was recorded reads as None (unknown).
+
 A checkpoint written before `checkpoint_sha256` existed still loads (everything above is checked but the metadata's
 integrity) with a logged warning; `seal_checkpoint` adds the digest to it once its metadata has been checked.
 """
@@ -25,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -44,6 +49,7 @@ __all__ = [
     "DIGEST",
     "FORMAT",
     "FORMAT_VERSION",
+    "STEP",
     "Checkpoint",
     "CheckpointError",
     "checkpoint_digest",
@@ -61,6 +67,8 @@ METADATA = "metadata.json"
 LATEST = "latest"
 # the metadata field holding the digest of the whole checkpoint (parameters and metadata)
 DIGEST = "checkpoint_sha256"
+# the metadata field holding the model step in seconds (absent in checkpoints written before it was recorded)
+STEP = "step_s"
 
 
 class CheckpointError(UserError):
@@ -77,6 +85,12 @@ class Checkpoint:
     @property
     def version(self) -> str:
         return str(self.metadata["version"])
+
+    @property
+    def step_s(self) -> float | None:
+        """The model step it was trained at, in seconds; None when the checkpoint does not record it."""
+        step = self.metadata.get(STEP)
+        return None if step is None else float(step)
 
 
 def _pure(model: BiLSTM) -> dict[str, Any]:
@@ -120,9 +134,15 @@ def save_checkpoint(
     digest: str,
     created: str,
     provenance: dict[str, Any],
+    step_s: float | None = None,
     set_latest: bool = True,
 ) -> Path:
-    """Write a new version under `workdir` and (by default) point `latest` at it; returns the version directory."""
+    """Write a new version under `workdir` and (by default) point `latest` at it; returns the version directory.
+
+    `step_s` is the model step the model was trained at (`TrainResult.step_s`); None records it as unknown.
+    """
+    if step_s is not None and not (math.isfinite(step_s) and step_s > 0):
+        raise ValueError(f"the model step must be a positive number of seconds, not {step_s!r}")
     payload = serialization.msgpack_serialize(_pure(model))
     params_sha = hashlib.sha256(payload).hexdigest()
     version = f"bilstm-{params_sha[:12]}"
@@ -131,6 +151,7 @@ def save_checkpoint(
         "format_version": FORMAT_VERSION,
         "version": version,
         "created": created,
+        STEP: None if step_s is None else float(step_s),
         "model_config": model_cfg.to_dict(),
         "train_config": train_cfg.to_dict() if train_cfg is not None else None,
         "metrics": {k: float(v) for k, v in metrics.items()},
@@ -206,6 +227,10 @@ def _read_verified(ckpt: Path) -> tuple[dict[str, Any], bytes, bool, ModelConfig
     if hashlib.sha256(payload).hexdigest() != metadata.get("params_sha256"):
         raise CheckpointError(f"{ckpt}: {PARAMS} does not match its recorded digest (corrupt or altered)")
     sealed = _check_digest(ckpt, metadata, payload)
+    step = metadata.get(STEP)
+    if step is not None and not (isinstance(step, int | float) and not isinstance(step, bool)
+                                 and math.isfinite(step) and step > 0):
+        raise CheckpointError(f"{ckpt}: bad {STEP} {step!r}: the model step must be a positive number of seconds")
     try:
         cfg = ModelConfig.from_dict(metadata["model_config"])
     except (KeyError, TypeError, ValueError) as exc:

@@ -118,7 +118,7 @@ def _train(args: argparse.Namespace) -> int:
         + (f" --max-steps {args.max_steps}" if args.max_steps is not None else "")
         + "".join(f" --{k.replace('_', '-')} {v}" for k, v in overrides.items()),
         "traces": [
-            {"file": Path(t.source).name, "column": t.column, "points_used": len(p), "interval_s": t.interval_s}
+            {"file": Path(t.source).name, "column": t.column, "points_used": len(p), "step_s": t.step_s}
             for t, p in zip(traces, parts, strict=True)
         ],
     }
@@ -155,7 +155,7 @@ def _forecast(args: argparse.Namespace) -> int:
     out = fc.predict(
         [trace.values[max(0, at + 1 - fc.context) : at + 1]],
         end_times=None if times is None else [float(times[at])],
-        step_s=trace.interval_s,
+        step_s=trace.step_s,
     )[0]
     table = Table(title=f"{trace.name} [{trace.column}] from sample {at}, model {fc.version}")
     table.add_column("step", justify="right")
@@ -171,13 +171,13 @@ def _forecast(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from aihpa.forecast.evaluate import evaluate
-    from aihpa.forecast.forecaster import LastValueForecaster, SeasonalNaiveForecaster
+    from aihpa.forecast.forecaster import DAY_OF_STEPS, LastValueForecaster, SeasonalNaiveForecaster
 
     fc = _forecaster(args.model)
     if not 1 <= args.steps_ahead <= fc.horizon:
         raise UserError(f"--steps-ahead must be in 1..{fc.horizon}")
     trace = _load(args.trace, args.column, min_points=fc.min_history + args.steps_ahead + 1)
-    period = trace.steps_per_day or 1440
+    period = trace.steps_per_day or DAY_OF_STEPS
     rows = evaluate(
         trace,
         {

@@ -71,7 +71,7 @@ def evaluate(
             pos = positions[lo : lo + chunk]
             histories = [values[max(0, t - ctx + 1) : t + 1] for t in pos]
             end = None if times is None else times[pos]
-            out = fc.predict(histories, end_times=end, step_s=trace.interval_s)
+            out = fc.predict(histories, end_times=end, step_s=trace.step_s)
             preds[lo : lo + pos.size] = out[:, steps_ahead - 1, :]
         median = preds[:, _quantile_index(fc.quantiles, 0.5)]
         losses = {q: pinball(y, preds[:, _quantile_index(fc.quantiles, q)], q) / scale for q in REPORT_QUANTILES}

@@ -17,12 +17,15 @@ import numpy as np
 import numpy.typing as npt
 from flax import nnx
 
+from aihpa.forecast.checkpoint import STEP
 from aihpa.forecast.config import ModelConfig
 from aihpa.forecast.input_pipeline import fill_nonfinite, inference_inputs
 from aihpa.forecast.model import BiLSTM
+from aihpa.step import DEFAULT_STEP_S
 
 __all__ = [
     "BATCH_BUCKETS",
+    "DAY_OF_STEPS",
     "DEFAULT_QUANTILES",
     "BiLSTMForecaster",
     "Forecaster",
@@ -36,6 +39,8 @@ __all__ = [
 ]
 
 DEFAULT_QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.99)
+#: One day of model steps (1440 at 60 s): the seasonal-naive period when the samples' step is not known.
+DAY_OF_STEPS: int = round(86400.0 / DEFAULT_STEP_S)
 
 
 @runtime_checkable
@@ -65,6 +70,11 @@ class Forecaster(Protocol):
     @property
     def min_history(self) -> int:
         """The fewest points a history may have; shorter ones are padded by the caller's choice or rejected."""
+        ...
+
+    @property
+    def step_s(self) -> float | None:
+        """The model step (seconds) it was trained at, which its callers' samples must be spaced by; None: any."""
         ...
 
     def predict(
@@ -119,6 +129,10 @@ class _Baseline:
     def min_history(self) -> int:
         return 1
 
+    @property
+    def step_s(self) -> float | None:
+        return None  # a rule, not a trained model: it reads samples at any step
+
 
 class LastValueForecaster(_Baseline):
     """Every quantile of every future step equals the last observed value."""
@@ -139,11 +153,11 @@ class LastValueForecaster(_Baseline):
 class SeasonalNaiveForecaster(_Baseline):
     """Step h ahead equals the value one season (`period` steps) before it; every quantile alike.
 
-    The period is one day of steps when `step_s` is given to `predict`, else `period` (default 1440: a day of minutes).
+    The period is one day of steps when `step_s` is given to `predict`, else `period` (default: a day of model steps).
     """
 
     def __init__(
-        self, *, period: int = 1440, horizon: int = 15, quantiles: tuple[float, ...] = DEFAULT_QUANTILES
+        self, *, period: int = DAY_OF_STEPS, horizon: int = 15, quantiles: tuple[float, ...] = DEFAULT_QUANTILES
     ) -> None:
         if period < horizon:
             raise ValueError(f"season of {period} steps is shorter than the horizon {horizon}")
@@ -238,7 +252,7 @@ class BiLSTMForecaster:
 
         cfg = self._cfg
         # a day the seasonal context covers, a history long enough to use it, and a known end time: the full path
-        day = max(cfg.horizon, min(cfg.max_season, 1440))
+        day = max(cfg.horizon, min(cfg.max_season, DAY_OF_STEPS))
         t = np.arange(cfg.context + 1, dtype=np.float64)
         history = (10.0 + 5.0 * np.sin(2.0 * np.pi * t / day))[None, :]
         out = self.predict(history, end_times=[1_700_000_000.0], step_s=86400.0 / day)
@@ -276,6 +290,12 @@ class BiLSTMForecaster:
     @property
     def min_history(self) -> int:
         return self._cfg.window
+
+    @property
+    def step_s(self) -> float | None:
+        """The model step its checkpoint records (see `aihpa.forecast.checkpoint`); None when it records none."""
+        step = self.metadata.get(STEP)
+        return None if step is None else float(step)
 
     def predict(
         self,

@@ -27,7 +27,9 @@ from aihpa.forecast.input_pipeline import Inputs, Series, series_batch, training
 from aihpa.forecast.model import BiLSTM, pinball_loss
 from aihpa.traces import Trace
 
-__all__ = ["TrainResult", "data_digest", "history_part", "series_from_trace", "train", "train_and_evaluate"]
+__all__ = [
+    "TrainResult", "data_digest", "history_part", "model_step", "series_from_trace", "train", "train_and_evaluate",
+]
 
 #: Share of each trace, from its start, that models may fit on (DESIGN section 6.5); the rest is scored.
 HISTORY_FRACTION = 0.2
@@ -42,11 +44,21 @@ class TrainResult:
     metrics: dict[str, float]
     data: list[dict[str, Any]]
     digest: str
+    # the model step (seconds) the checkpoint records: see `model_step`
+    step_s: float | None = None
 
 
 def series_from_trace(trace: Trace) -> Series:
     """A training series: absolute times only (relative time says nothing of the time of day)."""
-    return Series(name=trace.name, values=trace.values, step_s=trace.interval_s, times=trace.timestamps)
+    return Series(name=trace.name, values=trace.values, step_s=trace.step_s, times=trace.timestamps)
+
+
+def model_step(series: Sequence[Series]) -> float | None:
+    """The model step a model trained on `series` is recorded at: their step when they share one. A model trained
+    on several steps (the step is one of its inputs) records the finest: the step whose horizon is shortest, and the
+    one a controller reading live usage wants. None when no series knows its step."""
+    steps = [float(s.step_s) for s in series if s.step_s is not None and s.step_s > 0]
+    return min(steps) if steps else None
 
 
 def history_part(trace: Trace, fraction: float = HISTORY_FRACTION) -> Trace:
@@ -228,6 +240,7 @@ def train(
         metrics={"val_pinball": best, "best_step": float(best_step), "steps": float(step), "train_loss": last_loss},
         data=[{"name": s.name, "points": int(s.values.shape[0]), "step_s": s.step_s} for s in used],
         digest=data_digest(used),
+        step_s=model_step(used),
     )
 
 
@@ -281,4 +294,5 @@ def train_and_evaluate(
         digest=result.digest,
         created=created,
         provenance=provenance or {},
+        step_s=result.step_s,
     )

@@ -1,10 +1,11 @@
 """Per-workload usage history at the model's step: bounded ring buffers, snapshot and restore.
 
-The controller samples every sync period (15 s by default); the model reads one point per step (60 s by default).
-`History` averages the samples that fall in each step, records a step with no sample as a gap (NaN — the forecaster
-fills gaps, and a gap never counts as zero demand), and keeps at most `capacity` steps per workload, so memory is
-bounded by workloads x capacity x 4 bytes. A snapshot is plain JSON-able data, so a restart loses nothing (it can
-also be rebuilt from Prometheus with `backfill`). No I/O here, and no clock: every call says what time it is.
+The controller samples every sync period (15 s by default); the model reads one point per step (60 s by default:
+`aihpa.step.DEFAULT_STEP_S`). `History` averages the samples that fall in each step, records a step with no sample as
+a gap (NaN — the forecaster fills gaps, and a gap never counts as zero demand), and keeps at most `capacity` steps per
+workload, so memory is bounded by workloads x capacity x 4 bytes. A snapshot is plain JSON-able data, so a restart
+loses nothing (it can also be rebuilt from Prometheus with `backfill`). No I/O here, and no clock: every call says
+what time it is.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from aihpa.step import DEFAULT_STEP_S
 
 __all__ = ["History", "Series"]
 
@@ -58,7 +61,7 @@ class _Ring:
 class History:
     """Usage histories of many workloads, keyed by any hashable key (e.g. "namespace/name")."""
 
-    def __init__(self, *, step_s: float = 60.0, capacity: int = 1536) -> None:
+    def __init__(self, *, step_s: float = DEFAULT_STEP_S, capacity: int = 1536) -> None:
         if step_s <= 0 or capacity < 1:
             raise ValueError("step_s and capacity must be positive")
         self.step_s = float(step_s)

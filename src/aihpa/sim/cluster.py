@@ -200,27 +200,27 @@ class Cluster:
     # ---- workload and time --------------------------------------------------------------------------------------
 
     def register_trace(
-        self, name: str, demand: Trace | Demand, *, scale: float = 1.0, interval_s: float | None = None,
-        start: float | None = None,
+        self, name: str, demand: Trace | Demand, *, scale: float = 1.0, step_s: float | None = None,
+        start: float | None = None, interval_s: float | None = None,
     ) -> None:
         """Make a trace (or a function of virtual time giving CPU cores) available to Deployments annotated
-        `sim.aihpa.io/trace: <name>`. A trace's sample 0 plays at `start` (default: now), `scale` turns its unit
-        into cores."""
-        self.workloads.register_trace(name, self._demand(demand, scale=scale, interval_s=interval_s, start=start))
+        `sim.aihpa.io/trace: <name>`. A trace's sample 0 plays at `start` (default: now) and sample i `step_s` later
+        each (default: the trace's own step, else the model step); `scale` turns its unit into cores. `interval_s` is
+        the deprecated name of `step_s`."""
+        self.workloads.register_trace(name, self._demand(demand, scale=scale, step_s=step_s or interval_s,
+                                                         start=start))
 
     def attach(
         self, namespace: str, name: str, demand: Trace | Demand | None, *, scale: float = 1.0,
-        interval_s: float | None = None, start: float | None = None,
+        step_s: float | None = None, start: float | None = None, interval_s: float | None = None,
     ) -> None:
-        """Drive one Deployment's demand (before or after it exists); None detaches."""
+        """Drive one Deployment's demand (before or after it exists), as `register_trace` plays it; None detaches."""
         self.workloads.attach(namespace, name, None if demand is None else self._demand(
-            demand, scale=scale, interval_s=interval_s, start=start))
+            demand, scale=scale, step_s=step_s or interval_s, start=start))
 
-    def _demand(self, demand: Trace | Demand, *, scale: float, interval_s: float | None,
-                start: float | None) -> Demand:
+    def _demand(self, demand: Trace | Demand, *, scale: float, step_s: float | None, start: float | None) -> Demand:
         if isinstance(demand, Trace):
-            return TraceDemand(demand, scale=scale, interval_s=interval_s,
-                               start=self.clock.now() if start is None else start)
+            return TraceDemand(demand, scale=scale, step_s=step_s, start=self.clock.now() if start is None else start)
         if scale == 1.0:
             return demand
         return lambda t: demand(t) * scale

@@ -38,6 +38,7 @@ from aihpa.sim.errors import ApiError
 from aihpa.sim.resources import Registry, ResourceType
 from aihpa.sim.store import Event, Store, rfc3339
 from aihpa.sim.types import Obj
+from aihpa.step import DEFAULT_STEP_S
 from aihpa.traces import Trace
 
 __all__ = [
@@ -74,23 +75,25 @@ _UNSCHEDULABLE_MESSAGE = ("0/1 nodes are available: 1 Too many pods. preemption:
 
 
 class TraceDemand:
-    """A trace replayed as demand: sample i at `start + i * interval_s`, linearly interpolated, looping at the end.
+    """A trace replayed as demand: sample i at `start + i * step_s`, linearly interpolated, looping at the end.
 
-    `scale` converts the trace's unit (page views, events, MHz...) into CPU cores.
+    `step_s` defaults to the trace's own step, else the model step; `interval_s` is its deprecated name. `scale`
+    converts the trace's unit (page views, events, MHz...) into CPU cores.
     """
 
     def __init__(
-        self, trace: Trace, *, scale: float = 1.0, start: float = 0.0, interval_s: float | None = None
+        self, trace: Trace, *, scale: float = 1.0, start: float = 0.0, step_s: float | None = None,
+        interval_s: float | None = None,
     ) -> None:
         self.trace = trace
         self.scale = float(scale)
         self.start = float(start)
-        self.interval_s = float(interval_s or trace.interval_s or 60.0)
+        self.step_s = float(step_s or interval_s or trace.step_s or DEFAULT_STEP_S)
         self._values = np.asarray(trace.values, dtype=np.float64)
 
     def __call__(self, t: float) -> float:
         n = self._values.shape[0]
-        pos = ((t - self.start) / self.interval_s) % n
+        pos = ((t - self.start) / self.step_s) % n
         i = int(pos)
         frac = pos - i
         a = self._values[i]
