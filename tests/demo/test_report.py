@@ -19,6 +19,7 @@ from aihpa.demo import (
     demo_deployments,
     frontier_comparison,
     report_json,
+    write_report,
 )
 from aihpa.traces import load_trace
 
@@ -139,3 +140,20 @@ def test_the_demo_replays_the_shipped_trace_by_default_and_any_csv_when_asked(
 def test_hpa_targets_must_be_percentages(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError):
         demo._targets(text)
+
+
+def test_the_report_tables_every_deployment_and_warns_only_when_many_minutes_were_sampled_late(tmp_path: Path) -> None:
+    record = _record()
+    record.options = DemoOptions(trace=Path("t.csv"), minutes=4, hpa_targets=(50, 70, 90), out=tmp_path)
+    record.late_minutes, record.max_delay_s = 0, 3.0
+    report, plot = write_report(record)
+    text = report.read_text()
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    for name, aims in [("web-aihpa", "1% risk"), ("web-hpa", "70% CPU"), ("web-hpa-50", "50% CPU"),
+                       ("web-hpa-90", "90% CPU")]:
+        assert f"| {name} | {aims} | " in text
+    assert "At web-aihpa's saturated share (25.00%" in text and "0.667 of the HPA's cost" in text
+    assert "0 of 4 minutes sampled more than 15 simulated seconds late" in text and "Warning" not in text
+    record.late_minutes, record.max_delay_s = 1, 40.0
+    text = write_report(record)[0].read_text()
+    assert "**Warning**: 1 of 4 minutes were sampled more than 15 simulated seconds late (worst 40 s)" in text
