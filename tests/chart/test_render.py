@@ -278,19 +278,6 @@ def test_the_schema_accepts_every_scenario(chart: Any) -> None:
         chart.validate_schema(values)
 
 
-@pytest.mark.parametrize(
-    ("values", "message"),
-    [
-        ({"controller": {"metrics": {"source": "prometheus"}}}, "needs controller.metrics.prometheus.url"),
-        ({"controller": {"leaderElection": False}}, "needs controller.leaderElection"),
-    ],
-    ids=["prometheus without a url", "two controllers without a lease"],
-)
-def test_the_templates_refuse_contradictory_values(render: Render, values: Obj, message: str) -> None:
-    with pytest.raises(helm.HelmRenderError, match=message):
-        render(values)
-
-
 def test_the_model_life_cycle_gets_a_writable_models_directory(render: Render) -> None:
     deployment = render(SCENARIOS["model-lifecycle"]).one("Deployment", "aihpa-controller")
     args = parse_cli(container_args(deployment))
