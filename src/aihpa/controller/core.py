@@ -15,7 +15,7 @@ scale-down; a non-finite forecast falls back to reactive; a Deployment that a Ho
 left alone, with a Warning Event.
 
 Composition layer: this module wires the parts together and orders the cycle. It holds no scaling rule (those are
-`aihpa.scaling`'s) and does no I/O of its own beyond what the parts do.
+`aihpa.scaling`'s) and does I/O only through the adapters (the metrics source, the Kubernetes client).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from aihpa.clock import Clock, SystemClock
 from aihpa.controller import forecasting, publishing
 from aihpa.controller.actuation import Actuator
 from aihpa.controller.cache import WorkloadCache
-from aihpa.controller.deciding import WorkloadDecision, decide
+from aihpa.controller.deciding import WorkloadDecision, decide, select
 from aihpa.controller.models import ModelScheduler
 from aihpa.controller.outbox import EventOutbox, bounded
 from aihpa.controller.settings import ControllerSettings, check_model_step
@@ -225,7 +225,7 @@ class Controller:
         settings = self.settings
         now = self.clock.now()
         step = math.floor(now / settings.step_s)
-        active, skipped = self._select()
+        active, skipped = select(self.workloads.values(), hpa_targets=self.hpa_targets, outbox=self.outbox)
 
         usage = await self.metrics_source.usage([w.ref for w in active]) if active else {}
         for w in active:
@@ -259,29 +259,6 @@ class Controller:
         self.metrics.cycle.observe(asyncio.get_running_loop().time() - started)
         self._last_cycle = now
         return CycleReport(time=now, decisions=tuple(decisions), forecasted=forecasted, skipped=skipped)
-
-    def _select(self) -> tuple[list[Workload], dict[str, str]]:
-        """The workloads to decide this cycle, and why each of the others is skipped (warned about once)."""
-        skipped: dict[str, str] = {}
-        active: list[Workload] = []
-        for w in self.workloads.values():
-            if w.key in self.hpa_targets:
-                skipped[w.key] = "targeted by a HorizontalPodAutoscaler"
-                if not w.hpa_warned:
-                    w.hpa_warned = True
-                    self.outbox.about(w, "Warning", "HPAConflict",
-                                      "a HorizontalPodAutoscaler also targets this Deployment: aihpa leaves it alone")
-                continue
-            w.hpa_warned = False
-            if w.request_cores is None:
-                skipped[w.key] = "no CPU request on its containers"
-                if "no-request" not in w.warned:
-                    w.warned = (*w.warned, "no-request")
-                    self.outbox.about(w, "Warning", "NoCPURequest",
-                                      "every container needs a CPU request for utilization-based scaling")
-                continue
-            active.append(w)
-        return active, skipped
 
     async def _forecast(self, workloads: list[Workload], *, now: float) -> int:
         """One batched forecast for the workloads at a new model step; a promoted model on probation is judged on

@@ -1,7 +1,9 @@
 """The cycle's decisions: one per active workload, CPU only, no I/O.
 
-The rules are `aihpa.scaling`'s; this module maps a workload onto them: its annotations onto a `PredictivePolicy`,
-the metric and the object onto an `Observation`, and the cycle's moment onto the rule that applies:
+A workload that a HorizontalPodAutoscaler also targets, or whose pods have no CPU request, is skipped (`select`),
+with one Warning Event until that changes. The rules are `aihpa.scaling`'s; this module maps a workload onto them:
+its annotations onto a `PredictivePolicy`, the metric and the object onto an `Observation`, and the cycle's moment
+onto the rule that applies:
 
 - no usage metric: hold (`hold_without_metric`);
 - a sync inside a model step already decided: the reactive safety net (`safety_net`);
@@ -13,10 +15,12 @@ The Decision's `kind` says which rule chose the count; actuation and the metrics
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
 
+from aihpa.controller.outbox import EventOutbox
 from aihpa.controller.settings import ControllerSettings
 from aihpa.controller.workload import PROFILE_SLOT_S, Workload, pod_cpu
 from aihpa.forecast.forecaster import Forecaster
@@ -33,7 +37,7 @@ from aihpa.scaling import (
     safety_net,
 )
 
-__all__ = ["PendingAction", "WorkloadDecision", "decide", "policy_for"]
+__all__ = ["PendingAction", "WorkloadDecision", "decide", "policy_for", "select"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,32 @@ class PendingAction:
     def result(self, *, applied: bool) -> WorkloadDecision:
         return WorkloadDecision(key=self.workload.key, current=self.current, decision=self.decision,
                                 reactive=self.reactive, usage=self.usage, applied=applied, mode=self.mode)
+
+
+def select(
+    workloads: Iterable[Workload], *, hpa_targets: set[str], outbox: EventOutbox
+) -> tuple[list[Workload], dict[str, str]]:
+    """The workloads to decide this cycle, and why each of the others is skipped (warned about once)."""
+    skipped: dict[str, str] = {}
+    active: list[Workload] = []
+    for w in workloads:
+        if w.key in hpa_targets:
+            skipped[w.key] = "targeted by a HorizontalPodAutoscaler"
+            if not w.hpa_warned:
+                w.hpa_warned = True
+                outbox.about(w, "Warning", "HPAConflict",
+                             "a HorizontalPodAutoscaler also targets this Deployment: aihpa leaves it alone")
+            continue
+        w.hpa_warned = False
+        if w.request_cores is None:
+            skipped[w.key] = "no CPU request on its containers"
+            if "no-request" not in w.warned:
+                w.warned = (*w.warned, "no-request")
+                outbox.about(w, "Warning", "NoCPURequest",
+                             "every container needs a CPU request for utilization-based scaling")
+            continue
+        active.append(w)
+    return active, skipped
 
 
 def policy_for(w: Workload, *, settings: ControllerSettings, min_history: int) -> PredictivePolicy:
