@@ -15,13 +15,23 @@ missing() {
   return 1
 }
 
+# run a command with its output shown only when it fails (apt's and dpkg's progress is noise in a test run)
+quiet() {
+  local out
+  if ! out=$("$@" 2>&1); then
+    echo "$out" >&2
+    echo "make test: \`$*\` failed" >&2
+    exit 1
+  fi
+}
+
 tool=$(missing) || exit 0
 
 if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
   echo "make test: $tool is not on PATH; installing the Debian package $PACKAGE" >&2
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "$PACKAGE"
+  quiet apt-get update -qq
+  quiet apt-get install -y -qq --no-install-recommends "$PACKAGE"
   if tool=$(missing); then
     echo "make test: $tool is still not on PATH after installing $PACKAGE" >&2
     exit 1

@@ -25,7 +25,7 @@ def _fake(bin_dir: Path, name: str, body: str) -> None:
     path.chmod(0o755)
 
 
-def _run(tmp_path: Path, *, uid: int = 0, apt: bool = True, installs: bool = True,
+def _run(tmp_path: Path, *, uid: int = 0, apt: bool = True, installs: bool = True, fails: bool = False,
          present: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     bin_dir, log = tmp_path / "bin", tmp_path / "apt-get.log"
     bin_dir.mkdir()
@@ -35,8 +35,10 @@ def _run(tmp_path: Path, *, uid: int = 0, apt: bool = True, installs: bool = Tru
     if apt:
         stubs = "\n".join(f'printf "#!/bin/sh\\n" > "{bin_dir}/{t}"\n{CHMOD} +x "{bin_dir}/{t}"'
                           for t in ("prometheus", "promtool"))
-        _fake(bin_dir, "apt-get", f'echo "$DEBIAN_FRONTEND $*" >> "{log}"\n'
-                                  f'if [ "$1" = "install" ]; then\n{stubs if installs else ":"}\nfi')
+        _fake(bin_dir, "apt-get", f'echo "$DEBIAN_FRONTEND $*" >> "{log}"\necho "Unpacking prometheus ..."\n'
+                                  f'if [ "$1" = "install" ]; then\n'
+                                  f'{"echo E: Unable to locate package prometheus; exit 100" if fails else ""}\n'
+                                  f'{stubs if installs else ":"}\nfi')
     done = subprocess.run([BASH, str(SCRIPT)], env={"PATH": str(bin_dir)}, capture_output=True, text=True,
                           timeout=30, check=False)
     return done, log.read_text().splitlines() if log.exists() else []
@@ -55,6 +57,7 @@ def test_as_root_with_apt_get_the_debian_package_is_installed_quietly(tmp_path: 
     assert apt_calls == ["noninteractive update -qq",
                          "noninteractive install -y -qq --no-install-recommends prometheus"]
     assert "installing the Debian package prometheus" in done.stderr
+    assert "Unpacking" not in done.stdout + done.stderr  # apt's progress stays out of a passing run
 
 
 @pytest.mark.parametrize(("uid", "apt"), [(1000, True), (0, False)], ids=["not-root", "no-apt-get"])
@@ -69,6 +72,13 @@ def test_an_install_that_leaves_promtool_missing_fails(tmp_path: Path) -> None:
     done, apt_calls = _run(tmp_path, installs=False)
     assert done.returncode == 1 and len(apt_calls) == 2
     assert "still not on PATH" in done.stderr
+
+
+def test_a_failing_apt_get_shows_its_output_and_stops(tmp_path: Path) -> None:
+    done, apt_calls = _run(tmp_path, fails=True)
+    assert done.returncode == 1 and len(apt_calls) == 2
+    assert "E: Unable to locate package prometheus" in done.stderr
+    assert "`apt-get install -y -qq --no-install-recommends prometheus` failed" in done.stderr
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
