@@ -62,16 +62,18 @@ def add_commands(sub: Any) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from dataclasses import replace
-
-    from aihpa.controller import ControllerSettings
-    from aihpa.lifecycle import LifecycleSettings
-
+    # flag mistakes are reported before the controller's modules load
     defaults = policy_defaults(args)
     if not 0.0 < args.risk < 1.0:
         raise UserError("--risk must be in (0, 1)")
     if args.sync_period <= 0:
         raise UserError("--sync-period must be positive")
+
+    from dataclasses import replace
+
+    from aihpa.controller import ControllerSettings
+    from aihpa.lifecycle import LifecycleSettings
+
     settings = ControllerSettings(
         sync_period_s=args.sync_period,
         namespace=args.namespace,

@@ -8,41 +8,52 @@ then scaled by the controller with the same policy that the webhook wrote into i
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from aihpa.annotations import MODES, PolicyDefaults
+from aihpa.annotations import (
+    ANNOTATION_MAX_REPLICAS,
+    ANNOTATION_MIN_REPLICAS,
+    ANNOTATION_MODE,
+    ANNOTATION_SCALE_DOWN_STABILIZATION,
+    ANNOTATION_TARGET_UTILIZATION,
+    MODES,
+    PolicyDefaults,
+)
 from aihpa.errors import UserError
 
 __all__ = ["add_policy_default_flags", "policy_defaults"]
 
 _DEFAULTS = PolicyDefaults()
 
+#: (flag, the PolicyDefaults field it sets, the annotation it stands in for (its help), its value's type, metavar)
+_FLAGS: tuple[tuple[str, str, str, type, str | None], ...] = (
+    ("--default-min-replicas", "min_replicas", ANNOTATION_MIN_REPLICAS, int, "N"),
+    ("--default-max-replicas", "max_replicas", ANNOTATION_MAX_REPLICAS, int, "N"),
+    ("--default-target-utilization", "target_utilization", f"{ANNOTATION_TARGET_UTILIZATION}, in (0, 1]", float, "F"),
+    ("--default-mode", "mode", ANNOTATION_MODE, str, None),
+    ("--default-scale-down-stabilization", "scale_down_stabilization_s", ANNOTATION_SCALE_DOWN_STABILIZATION, int,
+     "SECONDS"),
+)
+
 
 def add_policy_default_flags(parser: argparse.ArgumentParser) -> None:
     """Add --default-min-replicas, --default-max-replicas, --default-target-utilization, --default-mode and
     --default-scale-down-stabilization: the policy of a Deployment whose annotation is absent or invalid."""
     group = parser.add_argument_group("policy defaults (for a Deployment without a valid aihpa/* annotation)")
-    group.add_argument("--default-min-replicas", type=int, default=_DEFAULTS.min_replicas, metavar="N",
-                       help="aihpa/min-replicas (default %(default)s)")
-    group.add_argument("--default-max-replicas", type=int, default=_DEFAULTS.max_replicas, metavar="N",
-                       help="aihpa/max-replicas (default %(default)s)")
-    group.add_argument("--default-target-utilization", type=float, default=_DEFAULTS.target_utilization,
-                       metavar="F", help="aihpa/target-utilization, in (0, 1] (default %(default)s)")
-    group.add_argument("--default-mode", default=_DEFAULTS.mode, choices=MODES,
-                       help="aihpa/mode (default %(default)s)")
-    group.add_argument("--default-scale-down-stabilization", type=int,
-                       default=_DEFAULTS.scale_down_stabilization_s, metavar="SECONDS",
-                       help="aihpa/scale-down-stabilization (default %(default)s)")
+    for flag, name, annotation, kind, metavar in _FLAGS:
+        extra: dict[str, Any] = {"choices": MODES} if name == "mode" else {"type": kind, "metavar": metavar}
+        default = getattr(_DEFAULTS, name)
+        shown = "(default %(default)s)" if default is not None else "(default: unset, the policy chooses)"
+        group.add_argument(flag, dest=_dest(flag), default=default, help=f"{annotation} {shown}", **extra)
 
 
 def policy_defaults(args: argparse.Namespace) -> PolicyDefaults:
     """The `PolicyDefaults` the flags give; a `UserError` (one line, exit 2) for a set the policy refuses."""
     try:
-        return PolicyDefaults(
-            min_replicas=args.default_min_replicas,
-            max_replicas=args.default_max_replicas,
-            target_utilization=args.default_target_utilization,
-            mode=args.default_mode,
-            scale_down_stabilization_s=args.default_scale_down_stabilization,
-        )
+        return PolicyDefaults(**{name: getattr(args, _dest(flag)) for flag, name, *_ in _FLAGS})
     except ValueError as exc:
         raise UserError(str(exc)) from None
+
+
+def _dest(flag: str) -> str:
+    return flag.removeprefix("--").replace("-", "_")

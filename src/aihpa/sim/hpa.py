@@ -164,19 +164,13 @@ class HorizontalPodAutoscalers:
         self.period_s = period_s
         self.tolerance = tolerance
         self.downscale_stabilization_s = downscale_stabilization_s
-        self._hpas = self._type(registry, "autoscaling/v2", "HorizontalPodAutoscaler")
-        self._deployments = self._type(registry, "apps/v1", "Deployment")
-        self._pods = self._type(registry, "v1", "Pod")
+        self._hpas = registry.builtin("autoscaling/v2", "HorizontalPodAutoscaler")
+        self._deployments = registry.builtin("apps/v1", "Deployment")
+        self._pods = registry.builtin("v1", "Pod")
         # behavior history per HPA uid (upstream keeps it in the controller's memory too)
         self._states: dict[str, BehaviorState] = {}
         self._present = asyncio.Event()
         store.add_listener(self._on_event)
-
-    @staticmethod
-    def _type(registry: Registry, api_version: str, kind: str) -> ResourceType:
-        rt = registry.by_kind(api_version, kind)
-        assert rt is not None
-        return rt
 
     def _on_event(self, rt: ResourceType, ev: Event) -> None:
         if rt.key != self._hpas.key:

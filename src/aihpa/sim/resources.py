@@ -169,6 +169,13 @@ class Registry:
     def by_kind(self, api_version: str, kind: str) -> ResourceType | None:
         return self._by_kind.get((api_version, kind))
 
+    def builtin(self, api_version: str, kind: str) -> ResourceType:
+        """A type every registry serves (the controllers of the simulated data plane rely on it); KeyError if not."""
+        rt = self._by_kind.get((api_version, kind))
+        if rt is None:
+            raise KeyError(f"no built-in resource type {api_version} {kind}")
+        return rt
+
     def has_group_version(self, group: str, version: str) -> bool:
         return version in self._versions.get(group, [])
 

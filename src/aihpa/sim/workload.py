@@ -158,8 +158,8 @@ class Workloads:
         self.pod_capacity = pod_capacity
         self.max_pending_pods = pod_capacity if max_pending_pods is None else max_pending_pods
         self.batch = batch
-        self._deployments = self._type(registry, "apps/v1", "Deployment")
-        self._pods = self._type(registry, "v1", "Pod")
+        self._deployments = registry.builtin("apps/v1", "Deployment")
+        self._pods = registry.builtin("v1", "Pod")
         self._rng = random.Random(seed)
         self._traces: dict[str, Demand] = {}
         self._attached: dict[tuple[str, str], Demand] = {}
@@ -181,12 +181,6 @@ class Workloads:
         self._starved: set[tuple[str, str]] = set()
         self._continuation: asyncio.Handle | None = None
         store.add_listener(self._on_event)
-
-    @staticmethod
-    def _type(registry: Registry, api_version: str, kind: str) -> ResourceType:
-        rt = registry.by_kind(api_version, kind)
-        assert rt is not None
-        return rt
 
     # ---- demand ----------------------------------------------------------------------------------------------
 
