@@ -149,6 +149,8 @@ class _Tally:
     peak: int = 0
     changes: int = 0
     last_pods: int | None = None
+    # the sample counted last: a record whose samples were replaced is summed afresh
+    last: Sample | None = None
 
 
 @dataclass
@@ -175,7 +177,8 @@ class DemoRecord:
 
     def summary(self, name: str) -> Summary:
         tally = self._tallies.get(name)
-        if tally is None or tally.upto > len(self.samples):
+        if tally is None or (tally.upto and (tally.upto > len(self.samples)
+                                             or self.samples[tally.upto - 1] is not tally.last)):
             tally = self._tallies[name] = _Tally()
         for s in self.samples[tally.upto:]:
             pods, ready = s.pods[name], s.ready[name]
@@ -186,6 +189,7 @@ class DemoRecord:
             tally.peak = max(tally.peak, pods)
             tally.changes += tally.last_pods is not None and pods != tally.last_pods
             tally.last_pods = pods
+            tally.last = s
         tally.upto = len(self.samples)
         n = len(self.samples)
         return Summary(name=name, pod_minutes=float(tally.pods) * STEP_S / 60.0,

@@ -63,6 +63,8 @@ def test_a_summary_counts_cost_saturation_and_changes_and_keeps_up_as_minutes_ar
     # a record whose samples were replaced is summed afresh, not from the stale running sums
     record.samples[:] = record.samples[:1]
     assert record.summary("web-hpa").pod_minutes == 1.0
+    record.samples[:] = _record([(9.0, [(7, 7)] * 4)] * 4).samples
+    assert (record.summary("web-hpa").pod_minutes, record.summary("web-hpa").saturated_minutes) == (28.0, 4)
 
 
 def test_the_json_report_has_every_deployment_and_aihpa_against_the_frontier(tmp_path: Path) -> None:
