@@ -291,7 +291,7 @@ def add_commands(sub: Any) -> None:
         "demo",
         help="aihpa beside the Kubernetes HPA's frontier on a real trace, in a simulated cluster (no cluster needed)",
         description="Start a simulated cluster on 127.0.0.1 with the aihpa webhook (TLS) and controller, replay one "
-        "trace on one Deployment scaled by aihpa and one per HPA target (web-hpa at aihpa's 70%% target, "
+        "trace on one Deployment scaled by aihpa and one per HPA target (web-hpa at aihpa's 70% target, "
         "web-hpa-<target> for the others), show them live, compare aihpa with the HPA's frontier of cost against "
         "saturation at aihpa's saturated share, and write a Markdown report and a PNG plot. Ctrl-C stops it and "
         "reports what was collected.",
