@@ -34,3 +34,10 @@ clean:
 
 docs: install
 	$(BIN)/python -c "from aihpa.cli import update_readme; update_readme()"
+
+# The container image aihpa:<version> into the local containers storage, from Debian and PyPI packages alone (no
+# registry base image): needs root, mmdebstrap and buildah. `make image IMAGE=registry.example.com/aihpa:0.1.0
+# ARCHIVE=aihpa.tar` names it and also writes a docker-archive; with a registry, `docker build .` uses the Dockerfile.
+.PHONY: image
+image: install
+	PYTHON=$(BIN)/python hack/build-image.sh
