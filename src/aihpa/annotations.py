@@ -15,6 +15,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal, TypeVar
 
+from aihpa.defaults import (
+    DEFAULT_SATURATION_RISK,
+    DEFAULT_TARGET_UTILIZATION,
+    PREDICTIVE_SCALE_DOWN_STABILIZATION_S,
+    REACTIVE_SCALE_DOWN_STABILIZATION_S,
+)
+
 __all__ = [
     "ANNOTATION_INITIAL_FORECAST",
     "ANNOTATION_MANAGED",
@@ -23,11 +30,13 @@ __all__ = [
     "ANNOTATION_MODE",
     "ANNOTATION_MODEL_VERSION",
     "ANNOTATION_REQUESTED_REPLICAS",
+    "ANNOTATION_SATURATION_RISK",
     "ANNOTATION_SCALE_DOWN_STABILIZATION",
     "ANNOTATION_STATUS",
     "ANNOTATION_TARGET_UTILIZATION",
     "ANNOTATION_TOLERANCE",
     "LABEL_ENABLED",
+    "MAX_SATURATION_RISK",
     "MAX_STABILIZATION_S",
     "MAX_VALUE_CHARS",
     "MODES",
@@ -41,6 +50,7 @@ __all__ = [
     "is_enabled",
     "parse_policy",
     "policy_annotations",
+    "stabilization_for",
 ]
 
 PREFIX: Final = "aihpa/"
@@ -52,6 +62,7 @@ ANNOTATION_TARGET_UTILIZATION: Final = "aihpa/target-utilization"
 ANNOTATION_MODE: Final = "aihpa/mode"
 ANNOTATION_SCALE_DOWN_STABILIZATION: Final = "aihpa/scale-down-stabilization"
 ANNOTATION_TOLERANCE: Final = "aihpa/tolerance"
+ANNOTATION_SATURATION_RISK: Final = "aihpa/saturation-risk"
 
 ANNOTATION_MANAGED: Final = "aihpa/managed"
 ANNOTATION_MODEL_VERSION: Final = "aihpa/model-version"
@@ -66,6 +77,7 @@ POLICY_KEYS: Final = (
     ANNOTATION_MODE,
     ANNOTATION_SCALE_DOWN_STABILIZATION,
     ANNOTATION_TOLERANCE,
+    ANNOTATION_SATURATION_RISK,
 )
 WEBHOOK_KEYS: Final = (
     ANNOTATION_MANAGED,
@@ -83,6 +95,8 @@ MAX_STABILIZATION_S: Final = 3600
 # The HPA's tolerance when none is set (kube-controller-manager's --horizontal-pod-autoscaler-tolerance). The
 # annotation sets one value for both directions; at 1 or more a scale-down could never happen, so it stays below 1.
 _DEFAULT_TOLERANCE: Final = 0.1
+# A workload short of CPU in more than half of its minutes has no SLO to speak of.
+MAX_SATURATION_RISK: Final = 0.5
 # Deployment replicas are int32 on the wire.
 _MAX_REPLICAS_LIMIT: Final = 2**31 - 1
 # Admission warnings longer than 120 characters may be truncated by clients; quote user values briefly.
@@ -109,9 +123,13 @@ class PolicyDefaults:
 
     min_replicas: int = 1
     max_replicas: int = 100
-    target_utilization: float = 0.7
+    # the HPA's target: reactive mode, and predictive mode's fallback while no forecast is trusted
+    target_utilization: float = DEFAULT_TARGET_UTILIZATION
     mode: Mode = "predictive"
-    scale_down_stabilization_s: int = 300
+    # None: the mode's own default (`stabilization_for`)
+    scale_down_stabilization_s: int | None = None
+    # the share of minutes a workload may be short of CPU, which predictive mode sizes to
+    saturation_risk: float = DEFAULT_SATURATION_RISK
 
     def __post_init__(self) -> None:
         # Defaults are operator input: reject a bad set once, at start-up, rather than warn on every Deployment.
@@ -123,7 +141,13 @@ class PolicyDefaults:
             raise ValueError(f"default target utilization must be in (0, 1], got {self.target_utilization}")
         if self.mode not in MODES:
             raise ValueError(f"default mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if not 0 <= self.scale_down_stabilization_s <= MAX_STABILIZATION_S:
+        if not (math.isfinite(self.saturation_risk) and 0.0 < self.saturation_risk <= MAX_SATURATION_RISK):
+            raise ValueError(
+                f"default saturation risk must be in (0, {MAX_SATURATION_RISK}], got {self.saturation_risk}"
+            )
+        if self.scale_down_stabilization_s is not None and not (
+            0 <= self.scale_down_stabilization_s <= MAX_STABILIZATION_S
+        ):
             raise ValueError(
                 f"default scale-down stabilization must be 0..{MAX_STABILIZATION_S} s, "
                 f"got {self.scale_down_stabilization_s}"
@@ -141,6 +165,7 @@ class Policy:
     scale_down_stabilization_s: int
     # the HPA tolerance band on both sides of the target (1 - t <= usage ratio <= 1 + t: no change)
     tolerance: float = _DEFAULT_TOLERANCE
+    saturation_risk: float = DEFAULT_SATURATION_RISK
 
     def clamp(self, replicas: int) -> int:
         return max(self.min_replicas, min(self.max_replicas, replicas))
@@ -216,6 +241,29 @@ def _parse_stabilization(raw: str) -> int | _Invalid:
     return value
 
 
+def stabilization_for(mode: Mode, defaults: PolicyDefaults) -> int:
+    """The scale-down stabilization a workload gets when it sets none: the operator's default if given, else the
+    mode's (none in predictive mode, where a calibrated forecast sizes every step and the hysteresis holds churn; the
+    HPA's 300 s in reactive mode)."""
+    if defaults.scale_down_stabilization_s is not None:
+        return defaults.scale_down_stabilization_s
+    return REACTIVE_SCALE_DOWN_STABILIZATION_S if mode == "reactive" else PREDICTIVE_SCALE_DOWN_STABILIZATION_S
+
+
+def _parse_risk(raw: str) -> float | _Invalid:
+    text = raw.strip()
+    why = _Invalid(f"must be a number in (0, {MAX_SATURATION_RISK}]")
+    if not _DECIMAL.fullmatch(text):
+        return why
+    try:
+        value = float(text)
+    except (ValueError, OverflowError):
+        return why
+    if not (math.isfinite(value) and 0.0 < value <= MAX_SATURATION_RISK):
+        return why
+    return value
+
+
 def _parse_tolerance(raw: str) -> float | _Invalid:
     text = raw.strip()
     if not _DECIMAL.fullmatch(text):
@@ -270,9 +318,10 @@ def parse_policy(annotations: Mapping[str, object] | object, *, defaults: Policy
     target, _ = field_value(ANNOTATION_TARGET_UTILIZATION, _parse_target, defaults.target_utilization)
     mode, _ = field_value(ANNOTATION_MODE, _parse_mode, defaults.mode)
     stabilization, _ = field_value(
-        ANNOTATION_SCALE_DOWN_STABILIZATION, _parse_stabilization, defaults.scale_down_stabilization_s
+        ANNOTATION_SCALE_DOWN_STABILIZATION, _parse_stabilization, stabilization_for(mode, defaults)
     )
     tolerance, _ = field_value(ANNOTATION_TOLERANCE, _parse_tolerance, _DEFAULT_TOLERANCE)
+    risk, _ = field_value(ANNOTATION_SATURATION_RISK, _parse_risk, defaults.saturation_risk)
 
     if min_replicas > max_replicas:
         # Revert only what the user set: the defaults are consistent by construction, so the result always is.
@@ -297,6 +346,7 @@ def parse_policy(annotations: Mapping[str, object] | object, *, defaults: Policy
         mode=mode,
         scale_down_stabilization_s=stabilization,
         tolerance=tolerance,
+        saturation_risk=risk,
     )
     return ParsedPolicy(policy=policy, warnings=tuple(warnings))
 
@@ -319,6 +369,7 @@ def policy_annotations(policy: Policy) -> dict[str, str]:
         ANNOTATION_TARGET_UTILIZATION: _format(policy.target_utilization),
         ANNOTATION_MODE: policy.mode,
         ANNOTATION_SCALE_DOWN_STABILIZATION: _format(policy.scale_down_stabilization_s),
+        ANNOTATION_SATURATION_RISK: _format(policy.saturation_risk),
     }
     if policy.tolerance != _DEFAULT_TOLERANCE:
         written[ANNOTATION_TOLERANCE] = _format(policy.tolerance)

@@ -47,7 +47,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--port", type=int, default=8080, help="port of /metrics, /healthz and /readyz")
     p.add_argument("--host", default="0.0.0.0", help="address to listen on")
     p.add_argument("--sync-period", type=float, default=15.0, help="seconds between cycles")
-    p.add_argument("--risk", type=float, default=0.01, help="share of saturated steps to aim for (0, 1)")
+    # the former name of --default-saturation-risk, kept as an alias
+    p.add_argument("--risk", dest="default_saturation_risk", type=float, default=argparse.SUPPRESS,
+                   help=argparse.SUPPRESS)
     p.add_argument("--identity", default=None, help="name in the leader election (default: hostname)")
     p.add_argument("--no-leader-election", action="store_true", help="act without holding the lease")
     p.add_argument("--history-file", default=None, help="persist the usage history here (e.g. on a PVC)")
@@ -64,8 +66,6 @@ def add_commands(sub: Any) -> None:
 def _settings(args: argparse.Namespace) -> Any:
     # flag mistakes are reported before the controller's modules load
     defaults = policy_defaults(args)
-    if not 0.0 < args.risk < 1.0:
-        raise UserError("--risk must be in (0, 1)")
     if args.sync_period <= 0:
         raise UserError("--sync-period must be positive")
 
@@ -80,7 +80,6 @@ def _settings(args: argparse.Namespace) -> Any:
         watch_namespace=args.watch_namespace,
         leader_election=not args.no_leader_election,
         defaults=defaults,
-        risk=args.risk,
         history_file=args.history_file,
         profile_shards=args.profile_shards,
         dry_run=args.dry_run,

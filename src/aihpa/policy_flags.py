@@ -14,6 +14,7 @@ from aihpa.annotations import (
     ANNOTATION_MAX_REPLICAS,
     ANNOTATION_MIN_REPLICAS,
     ANNOTATION_MODE,
+    ANNOTATION_SATURATION_RISK,
     ANNOTATION_SCALE_DOWN_STABILIZATION,
     ANNOTATION_TARGET_UTILIZATION,
     MODES,
@@ -31,19 +32,22 @@ _FLAGS: tuple[tuple[str, str, str, type, str | None], ...] = (
     ("--default-max-replicas", "max_replicas", ANNOTATION_MAX_REPLICAS, int, "N"),
     ("--default-target-utilization", "target_utilization", f"{ANNOTATION_TARGET_UTILIZATION}, in (0, 1]", float, "F"),
     ("--default-mode", "mode", ANNOTATION_MODE, str, None),
-    ("--default-scale-down-stabilization", "scale_down_stabilization_s", ANNOTATION_SCALE_DOWN_STABILIZATION, int,
-     "SECONDS"),
+    ("--default-scale-down-stabilization", "scale_down_stabilization_s",
+     f"{ANNOTATION_SCALE_DOWN_STABILIZATION} (unset: 0 in predictive mode, 300 in reactive mode)", int, "SECONDS"),
+    ("--default-saturation-risk", "saturation_risk",
+     f"{ANNOTATION_SATURATION_RISK}: the share of minutes a workload may be short of CPU, in (0, 0.5]", float, "F"),
 )
 
 
 def add_policy_default_flags(parser: argparse.ArgumentParser) -> None:
     """Add --default-min-replicas, --default-max-replicas, --default-target-utilization, --default-mode and
-    --default-scale-down-stabilization: the policy of a Deployment whose annotation is absent or invalid."""
+    --default-scale-down-stabilization and --default-saturation-risk:
+    the policy of a Deployment whose annotation is absent or invalid."""
     group = parser.add_argument_group("policy defaults (for a Deployment without a valid aihpa/* annotation)")
     for flag, name, annotation, kind, metavar in _FLAGS:
         extra: dict[str, Any] = {"choices": MODES} if name == "mode" else {"type": kind, "metavar": metavar}
         default = getattr(_DEFAULTS, name)
-        shown = "(default %(default)s)" if default is not None else "(default: unset, the policy chooses)"
+        shown = "(default %(default)s)" if default is not None else "(default: unset)"
         group.add_argument(flag, dest=_dest(flag), default=default, help=f"{annotation} {shown}", **extra)
 
 

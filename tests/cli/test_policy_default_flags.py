@@ -28,7 +28,7 @@ def _default_flags(command: str) -> set[str]:
 def test_both_commands_take_the_same_policy_default_flags() -> None:
     assert _default_flags("controller") == _default_flags("webhook") == {
         "--default-min-replicas", "--default-max-replicas", "--default-target-utilization", "--default-mode",
-        "--default-scale-down-stabilization",
+        "--default-scale-down-stabilization", "--default-saturation-risk",
     }
 
 
@@ -39,11 +39,15 @@ def test_without_flags_both_commands_use_the_policys_own_defaults() -> None:
 
 def test_the_same_flags_give_the_same_defaults_to_both_commands() -> None:
     flags = ["--default-min-replicas", "2", "--default-max-replicas", "9", "--default-target-utilization", "0.5",
-             "--default-mode", "dry-run", "--default-scale-down-stabilization", "60"]
+             "--default-mode", "dry-run", "--default-scale-down-stabilization", "60", "--default-saturation-risk",
+             "0.05"]
     want = PolicyDefaults(min_replicas=2, max_replicas=9, target_utilization=0.5, mode="dry-run",
-                          scale_down_stabilization_s=60)
+                          scale_down_stabilization_s=60, saturation_risk=0.05)
     for command in COMMANDS:
         assert policy_defaults(build_parser().parse_args([command, *flags])) == want
+    # the controller's former --risk still sets the default saturation risk
+    legacy = build_parser().parse_args(["controller", "--risk", "0.03"])
+    assert policy_defaults(legacy).saturation_risk == 0.03
 
 
 @pytest.mark.parametrize("command", COMMANDS)

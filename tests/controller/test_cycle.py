@@ -32,19 +32,21 @@ def _events(rig: Rig, reason: str) -> list[dict[str, Any]]:
 
 async def test_scales_up_to_the_forecast_before_the_load_arrives(rig: Rig) -> None:
     await _deploy(rig, "web", cores=0.8)  # 0.8 cores today over 2 pods of 0.5: the HPA wants ~3
-    rig.forecaster.value = 7.0  # the forecast says 7 cores are coming: 7 / (0.5 x 0.7) = 20 pods
-    await rig.cycles(10)  # the scale-up rate limit (100% or 4 pods per 15 s) takes a few steps to get there
+    # the forecast says 7 cores are coming; a pod may use its 1-core limit (not its 0.5-core request, and no 70%
+    # target on top): 7 pods, in one step (the forecast sized the count: no scale-up rate limit below max)
+    rig.forecaster.value = 7.0
+    await rig.cycles(10)
     dep = _deployment(rig, "web")
-    assert dep["spec"]["replicas"] == 20
+    assert dep["spec"]["replicas"] == 7
     status = json.loads(dep["metadata"]["annotations"]["aihpa/status"])
-    assert status["model"] == "scripted-1" and status["replicas"] == 20
+    assert status["model"] == "scripted-1" and status["replicas"] == 7
     assert "forecast peak" in status["reason"] and status["forecast"]["peak"]["p99"] == 7.0
     assert "7.00 cores" in status["reason"]  # the reason speaks in cores, whatever the pods' request
     # the candidate the policy acts on: the calibrated HPA comes first, with the forecast's top quantile standing in
     # while it has too few scores
     assert status["candidate"] == "hpa" and "while calibrating" in status["reason"]
     messages = [e["message"] for e in _events(rig, "Scaled")]
-    final = [m for m in messages if "-> 20:" in m]
+    final = [m for m in messages if "-> 7:" in m]
     assert len(final) == 1 and "forecast peak" in final[0]
     assert rig.forecaster.calls and all(n == 1 for n in rig.forecaster.calls)
 
@@ -112,7 +114,7 @@ async def test_a_deployment_that_an_hpa_targets_is_left_alone(rig: Rig) -> None:
 
 async def test_a_bad_annotation_gets_a_warning_event_and_the_default(rig: Rig) -> None:
     await _deploy(rig, "web", cores=0.8, **{"aihpa/max-replicas": "lots"})
-    rig.forecaster.value = 70.0  # would need 200 pods: the default max of 100 applies
+    rig.forecaster.value = 170.0  # would need 170 pods of a 1-core limit: the default max of 100 applies
     await rig.cycles(12)
     warnings = _events(rig, "InvalidAnnotation")
     assert warnings and "aihpa/max-replicas" in warnings[0]["message"]
@@ -125,7 +127,7 @@ async def test_metrics_endpoint_explains_the_decisions(rig: Rig) -> None:
     await rig.cycles(10)
     text = rig.controller.metrics.render().decode()
     assert 'aihpa_forecast_cores{deployment="web",namespace="default",quantile="p99"} 7.0' in text
-    assert 'aihpa_replicas{deployment="web",kind="desired",namespace="default"} 20.0' in text
+    assert 'aihpa_replicas{deployment="web",kind="desired",namespace="default"} 7.0' in text
     assert 'aihpa_decisions_total{reason="forecast"}' in text
     assert "aihpa_cycle_duration_seconds_count" in text
     assert 'aihpa_model_info{version="scripted-1"} 1.0' in text

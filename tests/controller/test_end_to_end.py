@@ -94,7 +94,7 @@ async def test_injected_faults_leave_it_running_within_bounds(rig: Rig) -> None:
             assert after >= before, "scaled down during a metrics outage"
         assert report.decisions, "a cycle stopped deciding"
     assert all(2 <= r <= 9 for r in replicas_seen)
-    rig.forecaster.value = 4.0  # 4 cores / (0.5 x 0.7) = 12 pods, capped at 9
+    rig.forecaster.value = 12.0  # 12 cores / a 1-core limit = 12 pods, capped at 9
     await rig.cycles(6)
     assert _deployment(rig, "web")["spec"]["replicas"] == 9
     assert rig.controller.metrics.render().decode().count("aihpa_errors_total") >= 1

@@ -42,7 +42,7 @@ def test_a_bad_setting_fails_when_the_settings_are_built(name: str, value: objec
 
 def test_the_defaults_and_never_are_valid() -> None:
     settings = ControllerSettings(identity="test", publish_every_s=math.inf, status_every_s=0.0)
-    assert settings.step_s == 60.0 and settings.risk == 0.01
+    assert settings.step_s == 60.0 and settings.saturation_risk == 0.01
 
 
 class _Unused:

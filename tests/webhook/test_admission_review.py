@@ -67,7 +67,8 @@ def test_a_labeled_deployment_on_create_gets_every_annotation_and_the_forecast(
         "aihpa/max-replicas": "20",
         "aihpa/target-utilization": "0.7",
         "aihpa/mode": "predictive",
-        "aihpa/scale-down-stabilization": "300",
+        "aihpa/scale-down-stabilization": "0",
+        "aihpa/saturation-risk": "0.01",
         "aihpa/managed": "true",
         "aihpa/model-version": "bilstm-2026.11.1",
         "aihpa/initial-forecast": annotations["aihpa/initial-forecast"],
@@ -158,7 +159,7 @@ def test_invalid_annotations_become_warnings_and_defaults(
         "aihpa: aihpa/min-replicas='zero' must be a whole number >= 1; using default 1",
         "aihpa: aihpa/target-utilization='1.5' must be a number in (0, 1]; using default 0.7",
         "aihpa: aihpa/mode='turbo' must be one of predictive, reactive, dry-run; using default predictive",
-        "aihpa: aihpa/scale-down-stabilization='-5' must be whole seconds in 0..3600; using default 300",
+        "aihpa: aihpa/scale-down-stabilization='-5' must be whole seconds in 0..3600; using default 0",
         "aihpa: unknown annotation aihpa/max-replica is ignored",
     ]
     annotations = patched["metadata"]["annotations"]

@@ -14,7 +14,8 @@ from aihpa.annotations import (
 
 DEFAULTS = PolicyDefaults()
 DEFAULT_POLICY = Policy(
-    min_replicas=1, max_replicas=100, target_utilization=0.7, mode="predictive", scale_down_stabilization_s=300
+    min_replicas=1, max_replicas=100, target_utilization=0.7, mode="predictive", scale_down_stabilization_s=0,
+    saturation_risk=0.01,
 )
 
 
@@ -46,7 +47,7 @@ CASES: list[tuple[dict[str, object], dict[str, object], list[str]]] = [
     ({"aihpa/target-utilization": "70%"}, {}, ["aihpa/target-utilization='70%'"]),
     ({"aihpa/mode": "turbo"}, {}, ["must be one of predictive, reactive, dry-run; using default predictive"]),
     ({"aihpa/mode": "Predictive"}, {}, ["aihpa/mode='Predictive'"]),
-    ({"aihpa/scale-down-stabilization": "-5"}, {}, ["must be whole seconds in 0..3600; using default 300"]),
+    ({"aihpa/scale-down-stabilization": "-5"}, {}, ["must be whole seconds in 0..3600; using default 0"]),
     ({"aihpa/scale-down-stabilization": "5m"}, {}, ["aihpa/scale-down-stabilization='5m'"]),
     ({"aihpa/min-replicas": 3}, {}, ["aihpa/min-replicas must be a string; using default 1"]),
     ({"aihpa/max-replica": "10"}, {}, ["unknown annotation aihpa/max-replica is ignored"]),
@@ -58,6 +59,14 @@ CASES: list[tuple[dict[str, object], dict[str, object], list[str]]] = [
     ({"aihpa/min-replicas": "9", "aihpa/max-replicas": "4"}, {}, ["exceeds"]),
     ({"aihpa/min-replicas": "9", "aihpa/max-replicas": "x"}, {"min_replicas": 9}, ["aihpa/max-replicas='x'"]),
     ({"aihpa/managed": "true", "aihpa/status": "{}", "team": "a"}, {}, []),
+    ({"aihpa/saturation-risk": "0.05"}, {"saturation_risk": 0.05}, []),
+    ({"aihpa/saturation-risk": "0.5"}, {"saturation_risk": 0.5}, []),
+    ({"aihpa/saturation-risk": "0"}, {}, ["saturation-risk='0' must be a number in (0, 0.5]; using default 0.01"]),
+    ({"aihpa/saturation-risk": "0.6"}, {}, ["aihpa/saturation-risk='0.6'"]),
+    ({"aihpa/saturation-risk": "1%"}, {}, ["aihpa/saturation-risk='1%'"]),
+    ({"aihpa/saturation-risk": "nan"}, {}, ["aihpa/saturation-risk='nan'"]),
+    ({"aihpa/mode": "reactive", "aihpa/scale-down-stabilization": "60"},
+     {"mode": "reactive", "scale_down_stabilization_s": 60}, []),
 ]
 
 
@@ -71,9 +80,10 @@ def test_each_annotation_is_parsed_or_falls_back_with_a_warning(
         "max_replicas": 100,
         "target_utilization": 0.7,
         "mode": "predictive",
-        "scale_down_stabilization_s": 300,
         **changed,
     }
+    # a workload that sets no stabilization gets its mode's: none in predictive mode, the HPA's 300 s in reactive
+    expected.setdefault("scale_down_stabilization_s", 300 if expected["mode"] == "reactive" else 0)
     assert parsed.policy == Policy(**expected)  # type: ignore[arg-type]
     assert len(parsed.warnings) == len(warnings), parsed.warnings
     for got, fragment in zip(parsed.warnings, warnings, strict=True):
@@ -87,10 +97,12 @@ def test_a_long_bad_value_is_quoted_briefly() -> None:
 
 
 def test_defaults_come_from_the_settings_object() -> None:
-    defaults = PolicyDefaults(min_replicas=2, max_replicas=10, target_utilization=0.5, mode="dry-run")
+    defaults = PolicyDefaults(min_replicas=2, max_replicas=10, target_utilization=0.5, mode="dry-run",
+                              scale_down_stabilization_s=120, saturation_risk=0.05)
     parsed = parse_policy({"aihpa/max-replicas": "nope"}, defaults=defaults)
     assert parsed.policy == Policy(
-        min_replicas=2, max_replicas=10, target_utilization=0.5, mode="dry-run", scale_down_stabilization_s=300
+        min_replicas=2, max_replicas=10, target_utilization=0.5, mode="dry-run", scale_down_stabilization_s=120,
+        saturation_risk=0.05,
     )
     assert parsed.warnings == ("aihpa/max-replicas='nope' must be a whole number >= 1; using default 10",)
 

@@ -47,6 +47,7 @@ POLICY_KEYS = (
     "aihpa/target-utilization",
     "aihpa/mode",
     "aihpa/scale-down-stabilization",
+    "aihpa/saturation-risk",
 )
 
 
@@ -154,7 +155,8 @@ async def test_a_labeled_deployment_is_stored_mutated_with_the_published_forecas
             "aihpa/max-replicas": "100",
             "aihpa/target-utilization": "0.7",
             "aihpa/mode": "predictive",
-            "aihpa/scale-down-stabilization": "300",
+            "aihpa/scale-down-stabilization": "0",
+            "aihpa/saturation-risk": "0.01",
         }
         assert annotations["aihpa/managed"] == "true"
         assert annotations["aihpa/model-version"] == MODEL

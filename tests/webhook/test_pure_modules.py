@@ -27,6 +27,7 @@ ALLOWED_STDLIB = {
 }
 ALLOWED_AIHPA = {
     "aihpa.annotations",
+    "aihpa.defaults",
     "aihpa.jsoncopy",
     "aihpa.profiles",
     "aihpa.webhook",

@@ -33,7 +33,6 @@ from aihpa.backtest.protocol import (
     MAX_PODS,
     MIN_PODS,
     REQUEST_CORES,
-    STEP_SECONDS,
     StepView,
     replay,
     scored_start,
@@ -48,9 +47,10 @@ from aihpa.scaling.behavior import (
     apply_behavior,
     record_scale,
 )
-from aihpa.scaling.calibration import Calibration
+from aihpa.scaling.factory import PodCpu, predictive_policy
 from aihpa.scaling.hpa import DEFAULT_TOLERANCE, hpa_replicas
 from aihpa.scaling.policy import Observation, PredictivePolicy, PredictiveState, ReactivePolicy, ReactiveState
+from aihpa.step import DEFAULT_STEP_S
 
 __all__ = [
     "AIHPA_BEHAVIOR",
@@ -251,34 +251,26 @@ class AihpaBatch:
         return out
 
 
-#: aihpa's behavior in the backtest: no scale-down stabilization window and no scale-up rate limit (+100 pods per
-#: 15 s): the count is sized from a calibrated forecast, so a window that holds every peak for five minutes only adds
-#: cost (Wikipedia 1.334 with it against 1.135 without, and it did not cut the scale changes on Twitter), and the
-#: limit that shields a reactive HPA from metric noise would delay the surge after a missed burst. Churn is held by
-#: the policy's hysteresis instead, and the HPA candidate keeps the HPA's own stabilization in its base. Both are
-#: ordinary HPA behavior settings a user can give aihpa.
-AIHPA_BEHAVIOR = replace(
-    _BACKTEST_BEHAVIOR.with_scale_down_stabilization(0),
-    scale_up=ScalingRules(stabilization_window_seconds=0, policies=(ScalingPolicy("Pods", MAX_PODS, 15),)),
-)
-
-
 def default_backtest_policy(forecaster: Forecaster) -> PredictivePolicy:
-    """aihpa as the backtest runs it: pods may run at 100% of their request (saturation is the measured risk), the
-    HPA floor at the same target, `AIHPA_BEHAVIOR`, the forecast trusted from the forecaster's own minimum history,
-    the 95% quantile's peak calibrated as a ratio with an offset of one pod's request (an error model that is
-    multiplicative at high load and additive near zero, so an outage's near-zero forecasts cannot blow up the
-    headroom)."""
-    return PredictivePolicy(
-        calibration=Calibration(mode="ratio", offset=REQUEST_CORES),
-        target_utilization=1.0,
-        request_per_pod=REQUEST_CORES,
-        lead_steps=2,
-        base_quantile=0.95,
-        min_history=max(1, forecaster.min_history),
-        behavior=AIHPA_BEHAVIOR,
-        step_s=STEP_SECONDS,
+    """aihpa as the backtest runs it: the controller's policy for a Deployment with no aihpa annotations whose pods
+    request one core with a limit of one core (`aihpa.scaling.factory.predictive_policy`: sized to the saturation risk
+    against what pods may use, the reactive HPA at the same ceiling as floor and candidate, the 95% quantile's peak
+    calibrated as a ratio with an offset of one pod, the HPA's tolerance as hysteresis, no scale-down stabilization),
+    with the protocol's bounds and step."""
+    return predictive_policy(
+        min_replicas=MIN_PODS,
+        max_replicas=MAX_PODS,
+        pod=PodCpu(request=REQUEST_CORES, limit=REQUEST_CORES),
+        min_history=forecaster.min_history,
+        step_s=DEFAULT_STEP_S,
     )
+
+
+#: aihpa's behavior in the backtest (the factory's, at the protocol's bounds): no scale-down stabilization window
+#: and no scale-up rate limit (+100 pods per 15 s). The count is sized from a calibrated forecast, so a window that
+#: holds every peak for five minutes only adds cost (Wikipedia 1.334 with it against 1.135 without, and it did not cut
+#: the scale changes on Twitter); churn is held by the policy's hysteresis instead.
+AIHPA_BEHAVIOR = predictive_policy(min_replicas=MIN_PODS, max_replicas=MAX_PODS).behavior
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -309,7 +301,7 @@ def _one_step_error(series: npt.NDArray[np.float64], model: LinearModel | HoltWi
     for t in range(series.shape[0] - 1):
         stored += 1
         window = series[t + 1 - stored : t + 1][None, :]
-        predicted = float(model.predict(window, step_s=STEP_SECONDS)[0])
+        predicted = float(model.predict(window, step_s=DEFAULT_STEP_S)[0])
         stored = model.history_after_prune(stored)
         if t >= start:
             errors.append((max(predicted, series[t]) - series[t + 1]) ** 2)
@@ -318,7 +310,7 @@ def _one_step_error(series: npt.NDArray[np.float64], model: LinearModel | HoltWi
 
 def tune_linear(series: npt.NDArray[np.float64]) -> LinearModel:
     """historySize chosen on the HPA replica history; lookAhead is the protocol's lead time, one 60 s step."""
-    look_ahead_ms = int(STEP_SECONDS * 1000)
+    look_ahead_ms = int(DEFAULT_STEP_S * 1000)
     start = max(_LR_HISTORY_SIZES)
     candidates = [LinearModel(look_ahead_ms=look_ahead_ms, history_size=h) for h in _LR_HISTORY_SIZES]
     if series.shape[0] <= start + 1:

@@ -27,17 +27,17 @@ from aihpa.forecast.forecaster import Forecaster
 from aihpa.metrics.history import History
 from aihpa.observability import ControllerMetrics
 from aihpa.scaling import (
-    Behavior,
-    Calibration,
     Decision,
     Observation,
     PredictivePolicy,
+    ReactivePolicy,
     ReactiveState,
     hold_without_metric,
     safety_net,
 )
+from aihpa.scaling.factory import PodCpu, predictive_policy, reactive_policy
 
-__all__ = ["PendingAction", "WorkloadDecision", "decide", "policy_for", "select"]
+__all__ = ["PendingAction", "WorkloadDecision", "decide", "policy_for", "reactive_for", "select"]
 
 
 @dataclass(frozen=True)
@@ -97,22 +97,33 @@ def select(
 
 
 def policy_for(w: Workload, *, settings: ControllerSettings, min_history: int) -> PredictivePolicy:
-    """The workload's policy: its annotations (min, max, target, tolerance, stabilization) and the controller's risk
-    and step."""
+    """The workload's predictive policy, from its annotations (saturation risk, min, max, tolerance, stabilization,
+    the fallback's target) and its pods' CPU request and limit, built by the same factory as the backtest's."""
     p = w.parsed.policy
-    behavior = Behavior(min_replicas=p.min_replicas, max_replicas=p.max_replicas).with_scale_down_stabilization(
-        p.scale_down_stabilization_s
-    )
-    return PredictivePolicy(
-        calibration=Calibration(risk=settings.risk),
-        target_utilization=p.target_utilization,
-        request_per_pod=w.request_cores or 1.0,
+    return predictive_policy(
+        saturation_risk=p.saturation_risk,
+        min_replicas=p.min_replicas,
+        max_replicas=p.max_replicas,
         tolerance=p.tolerance,
-        # the same band holds a predictive count: no change of fewer pods than this share of the current count
-        hysteresis=p.tolerance,
-        behavior=behavior,
+        scale_down_stabilization_s=p.scale_down_stabilization_s,
+        fallback_utilization=p.target_utilization,
+        pod=PodCpu(request=w.request_cores, limit=pod_cpu(w.obj, "limits")),
         min_history=min_history,
         step_s=settings.step_s,
+    )
+
+
+def reactive_for(w: Workload) -> ReactivePolicy:
+    """The workload's HPA (reactive mode): its target utilization of the CPU request, min, max, tolerance and
+    stabilization."""
+    p = w.parsed.policy
+    return reactive_policy(
+        target_utilization=p.target_utilization,
+        min_replicas=p.min_replicas,
+        max_replicas=p.max_replicas,
+        tolerance=p.tolerance,
+        scale_down_stabilization_s=p.scale_down_stabilization_s,
+        pod=PodCpu(request=w.request_cores),
     )
 
 
@@ -141,15 +152,20 @@ def decide(
         # without a limit a pod can burst past its request: only a limit makes a usage ceiling
         capacity_per_pod=pod_cpu(w.obj, "limits") or math.inf,
     )
-    reactive = policy.reactive.recommend(obs)[0] if usage is not None else current
+    hpa = reactive_for(w)
+    # what the workload's HPA would recommend (reported beside every decision)
+    reactive = hpa.recommend(obs)[0] if usage is not None else current
     if usage is None:
         decision = hold_without_metric(current=current)
     elif w.last_step_decided == step:
-        decision = safety_net(current=current, reactive=reactive, max_replicas=policy.behavior.max_replicas)
+        # between model steps only the rule's own floor may add pods: the HPA at the workload's target in reactive
+        # mode, at what pods may use in predictive mode (a second, lower target would undo the calibrated sizing)
+        net = reactive if mode == "reactive" else policy.reactive.recommend(obs)[0]
+        decision = safety_net(current=current, reactive=net, max_replicas=policy.behavior.max_replicas)
     else:
         w.last_step_decided = step
         if mode == "reactive":
-            decision, rstate = policy.reactive.decide(obs, ReactiveState(behavior=w.state.behavior))
+            decision, rstate = hpa.decide(obs, ReactiveState(behavior=w.state.behavior))
             w.state = replace(w.state, behavior=rstate.behavior)
         else:
             forecast = None if w.forecast is None else np.asarray(w.forecast, dtype=np.float64)

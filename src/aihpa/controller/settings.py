@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from aihpa.annotations import PolicyDefaults
+from aihpa.annotations import MAX_SATURATION_RISK, PolicyDefaults
 from aihpa.errors import UserError
 from aihpa.k8s.leader import LeaseSettings
 from aihpa.k8s.watching import WatchSettings
@@ -43,8 +43,9 @@ class ControllerSettings:
     lease_name: str = "aihpa-controller"
     lease: LeaseSettings = field(default_factory=LeaseSettings)
     defaults: PolicyDefaults = field(default_factory=PolicyDefaults)
-    # the share of saturated steps to aim for (the one risk knob), in (0, 1)
-    risk: float = 0.01
+    # the default `aihpa/saturation-risk` (the share of minutes a workload may be short of CPU) for workloads that
+    # set none; None: `defaults.saturation_risk`. A value given here replaces that default (`saturation_risk`).
+    risk: float | None = None
     # steps of history kept per workload (a day at 60 s plus the model's window)
     history_capacity: int = 1536
     # persist the history here and restore it on start (e.g. on a PVC); None: memory only
@@ -77,13 +78,22 @@ class ControllerSettings:
             value = getattr(self, name)
             if not value >= 0:  # also refuses NaN; infinity means never
                 raise ValueError(f"{name} must be 0 or more seconds, got {value!r}")
-        if not 0.0 < self.risk < 1.0:
-            raise ValueError(f"risk must be in (0, 1), got {self.risk!r}")
+        if self.risk is not None:
+            if not (math.isfinite(self.risk) and 0.0 < self.risk <= MAX_SATURATION_RISK):
+                raise ValueError(f"risk must be in (0, {MAX_SATURATION_RISK}], got {self.risk!r}")
+            # one source of truth: the annotations' parser reads the default from `defaults`
+            object.__setattr__(self, "defaults", replace(self.defaults, saturation_risk=self.risk))
         for name in ("history_capacity", "profile_shards", "api_concurrency"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
         if not self.namespace or not self.lease_name:
             raise ValueError("namespace and lease_name must not be empty")
+
+
+    @property
+    def saturation_risk(self) -> float:
+        """The saturation risk of a workload that sets no `aihpa/saturation-risk`."""
+        return self.defaults.saturation_risk
 
 
 def check_model_step(settings: ControllerSettings, forecaster: Forecaster) -> None:

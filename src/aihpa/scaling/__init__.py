@@ -22,6 +22,7 @@ from aihpa.scaling.behavior import (
 )
 from aihpa.scaling.calibration import Calibration, CalibrationState
 from aihpa.scaling.decision import Decision, DecisionKind
+from aihpa.scaling.factory import PodCpu, predictive_policy, reactive_policy
 from aihpa.scaling.hpa import DEFAULT_TOLERANCE, ReplicaRecommendation, hpa_replicas
 from aihpa.scaling.policy import (
     DEFAULT_SCORINGS,
@@ -52,6 +53,7 @@ __all__ = [
     "DecisionKind",
     "Observation",
     "PendingOutcome",
+    "PodCpu",
     "PredictivePolicy",
     "PredictiveState",
     "ReactivePolicy",
@@ -65,6 +67,8 @@ __all__ = [
     "apply_behavior",
     "hold_without_metric",
     "hpa_replicas",
+    "predictive_policy",
+    "reactive_policy",
     "record_scale",
     "safety_net",
     "scale_down_limit",

@@ -302,8 +302,12 @@ class PredictivePolicy:
     """
 
     calibration: Calibration = field(default_factory=Calibration)
+    # the share of each pod's request that capacity is sized to: what a pod may use (above 1 when its limit is above
+    # its request); also the reactive floor's target
     target_utilization: float = 0.7
     request_per_pod: float = 1.0
+    # the HPA's target while no forecast is trusted (the fallback); None: `target_utilization`
+    fallback_utilization: float | None = None
     lead_steps: int = 2
     base_quantile: float = 0.95
     min_history: int = 1
@@ -334,8 +338,12 @@ class PredictivePolicy:
             raise ValueError(f"step_s must be positive, got {self.step_s}")
         if self.lead_steps < 1:
             raise ValueError("lead_steps must be at least 1")
-        if not 0.0 < self.target_utilization <= 1.0:
-            raise ValueError("target utilization must be in (0, 1]")
+        if not (math.isfinite(self.target_utilization) and self.target_utilization > 0.0):
+            raise ValueError("target utilization must be a positive number")
+        if self.fallback_utilization is not None and not (
+            math.isfinite(self.fallback_utilization) and 0.0 < self.fallback_utilization <= 1.0
+        ):
+            raise ValueError("fallback utilization must be in (0, 1]")
         if not self.scorings:
             raise ValueError("at least one scoring is needed")
         if not 0.0 <= self.hysteresis < 1.0:
@@ -360,6 +368,13 @@ class PredictivePolicy:
             tolerance=self.tolerance,
             behavior=self.behavior,
         )
+
+    @property
+    def fallback(self) -> ReactivePolicy:
+        """The reactive HPA that stands in while no forecast is trusted."""
+        if self.fallback_utilization is None:
+            return self.reactive
+        return replace(self.reactive, target_utilization=self.fallback_utilization)
 
     @staticmethod
     def _quantile_index(quantiles: Sequence[float], level: float) -> int:
@@ -519,7 +534,8 @@ class PredictivePolicy:
         reactive = self.reactive.recommend(obs)
         lead = self._lead(obs, forecast)
         if isinstance(lead, str):
-            proposal = self._fallback(reactive, why_not=lead)
+            fallback = reactive if self.fallback_utilization is None else self.fallback.recommend(obs)
+            proposal = self._fallback(fallback, why_not=lead)
             outcome = self._unscored(obs, frame)
         else:
             candidates = self._candidates(obs, state, frame, lead, quantiles)
