@@ -3,7 +3,8 @@
 Composition only: it starts the simulated cluster (`aihpa.sim`) on 127.0.0.1 on an accelerated virtual clock, the
 mutating webhook with real TLS (registered through a MutatingWebhookConfiguration, as in production) and the
 controller, all in-process through the public library API. Deployments replay the same trace: `web-aihpa` (labeled
-`aihpa/enabled=true`), `web-hpa` (an autoscaling/v2 HPA at aihpa's 70% target) and one more HPA per other target
+`aihpa/enabled=true`, sized to its 1% saturation risk; its 70% target is its fallback's), `web-hpa` (an
+autoscaling/v2 HPA at 70%, the HPA's default-like target) and one more HPA per other target
 (`web-hpa-50`, `web-hpa-60`, ...), all run by the sim's HPA controller. Every simulated minute it records demand and
 pods of each; at the end (or on Ctrl-C) it prints cost and saturation, compares aihpa with the HPA's frontier of
 cost against saturation at aihpa's own saturated share, and writes a Markdown report, a PNG plot and, if asked, JSON.
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from aihpa.errors import UserError
+from aihpa.step import DEFAULT_STEP_S
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -46,13 +48,12 @@ __all__ = [
     "hpa_frontier", "report_json", "run_demo", "write_report",
 ]
 
-#: aihpa's Deployment and the HPA's at aihpa's target; the HPAs at the other targets are `web-hpa-<target>`.
+#: aihpa's Deployment and the HPA's at 70% (aihpa's fallback target); the others are `web-hpa-<target>`.
 AIHPA, HPA = "web-aihpa", "web-hpa"
 NAMESPACE = "demo"
 OWN_NAMESPACE = "aihpa"
 WEBHOOK_SERVICE = "aihpa-webhook"
-STEP_S = 60.0
-#: aihpa's target utilization, and the HPA's in `web-hpa`.
+#: aihpa's fallback target utilization (while no forecast is trusted), and the HPA's in `web-hpa`.
 TARGET_PERCENT = 70
 #: The HPA's targets: its frontier of cost against saturation, from the safe and dear to the cheap and hot end.
 HPA_TARGETS = (50, 60, 70, 80, 90)
@@ -108,7 +109,7 @@ class DemoDeployment:
 
 
 def demo_deployments(hpa_targets: Iterable[int] = HPA_TARGETS) -> tuple[DemoDeployment, ...]:
-    """aihpa's Deployment, the HPA's at aihpa's target (`web-hpa`), then the HPA's at the other targets, ascending."""
+    """aihpa's Deployment, the HPA's at 70% (`web-hpa`), then the HPA's at the other targets, ascending."""
     others = sorted(set(hpa_targets) - {TARGET_PERCENT})
     return (DemoDeployment(AIHPA, "aihpa", None), DemoDeployment(HPA, "hpa", TARGET_PERCENT),
             *(DemoDeployment(f"{HPA}-{t}", "hpa", t) for t in others))
@@ -192,7 +193,7 @@ class DemoRecord:
             tally.last = s
         tally.upto = len(self.samples)
         n = len(self.samples)
-        return Summary(name=name, pod_minutes=float(tally.pods) * STEP_S / 60.0,
+        return Summary(name=name, pod_minutes=float(tally.pods) * DEFAULT_STEP_S / 60.0,
                        saturated_share=tally.saturated / n if n else 0.0,
                        unserved_share=tally.unserved / tally.demand if tally.demand > 0 else 0.0,
                        peak_pods=tally.peak, scale_changes=tally.changes, saturated_minutes=tally.saturated)
@@ -291,7 +292,7 @@ def add_commands(sub: Any) -> None:
         "demo",
         help="aihpa beside the Kubernetes HPA's frontier on a real trace, in a simulated cluster (no cluster needed)",
         description="Start a simulated cluster on 127.0.0.1 with the aihpa webhook (TLS) and controller, replay one "
-        "trace on one Deployment scaled by aihpa and one per HPA target (web-hpa at aihpa's 70% target, "
+        "trace on one Deployment scaled by aihpa (at a 1% saturation risk) and one per HPA target (web-hpa at 70%, "
         "web-hpa-<target> for the others), show them live, compare aihpa with the HPA's frontier of cost against "
         "saturation at aihpa's saturated share, and write a Markdown report and a PNG plot. Ctrl-C stops it and "
         "reports what was collected.",
@@ -378,7 +379,7 @@ def _warm_up(forecaster: Forecaster) -> None:
     otherwise cost the controller many simulated minutes."""
     import numpy as np
 
-    forecaster.predict([np.ones(forecaster.context, dtype=np.float32)], step_s=STEP_S)
+    forecaster.predict([np.ones(forecaster.context, dtype=np.float32)], step_s=DEFAULT_STEP_S)
 
 
 def _day_start() -> float:
@@ -417,7 +418,7 @@ async def _replay(
             await cluster.ensure_namespace(NAMESPACE)
             async with _webhook(cluster, kube, clock=clock, model_version=forecaster.version):
                 # the sync period is the HPA's 15 s; at 600x that is a cycle every 25 ms of real time
-                settings = ControllerSettings(sync_period_s=15.0, step_s=STEP_S, namespace=OWN_NAMESPACE,
+                settings = ControllerSettings(sync_period_s=15.0, step_s=DEFAULT_STEP_S, namespace=OWN_NAMESPACE,
                                               watch_namespace=NAMESPACE, identity="aihpa-demo",
                                               leader_election=False, risk=record.saturation_risk)
                 controller = Controller(client=kube, metrics=MetricsAPISource(kube), forecaster=forecaster,
@@ -426,7 +427,7 @@ async def _replay(
                     await controller.wait_synced()
                     start = clock.now()
                     # one demand for every Deployment and for the record: the same trace, sample for sample
-                    demand = TraceDemand(trace, scale=scale, start=start, interval_s=STEP_S)
+                    demand = TraceDemand(trace, scale=scale, start=start, step_s=DEFAULT_STEP_S)
                     for d in record.deployments:
                         cluster.attach(NAMESPACE, d.name, demand)
                     await _deploy(cluster, record.deployments)
@@ -551,7 +552,7 @@ async def _record(
     view = _View(record, console)
     with view:
         for minute in range(record.options.minutes):
-            due = start + (minute + 1) * STEP_S
+            due = start + (minute + 1) * DEFAULT_STEP_S
             await clock.sleep(due - clock.now())
             # how late the event loop woke us, in simulated seconds: a machine too slow for the speed shows here
             delay = clock.now() - due
@@ -756,8 +757,9 @@ def write_report(record: DemoRecord) -> tuple[Path, Path]:
         f"- pods: 1 core each (request = limit), ready {o.startup_s:g} s after creation",
         f"- timing: {record.late_minutes} of {len(record.samples)} minutes sampled more than {LATE_S:g} simulated "
         f"seconds late (worst {record.max_delay_s:.0f} s), a measure of how well this machine kept up",
-        f"- `{AIHPA}`: the aihpa controller (model {record.model_version}) at its {TARGET_PERCENT}% target and "
-        f"{record.saturation_risk:.0%} saturation risk; the Kubernetes HPA algorithm (autoscaling/v2, default "
+        f"- `{AIHPA}`: the aihpa controller (model {record.model_version}) sized to a {record.saturation_risk:.0%} "
+        f"saturation risk (its {TARGET_PERCENT}% target is the fallback's while no forecast is trusted); the "
+        f"Kubernetes HPA algorithm (autoscaling/v2, default "
         f"behavior) run by the simulated cluster: {hpas}",
         "",
         "| deployment | aims at | pod-minutes (cost) | saturated share | unserved demand | peak pods | scale changes |",

@@ -87,7 +87,7 @@ def holdout_loss(forecaster: BiLSTMForecaster, series: Sequence[Series], *, hold
         n = s.values.shape[0]
         if n <= holdout_steps + forecaster.min_history:
             continue
-        trace = series_from_values(s.values, interval_s=s.step_s, timestamps=s.times, name=s.name)
+        trace = series_from_values(s.values, step_s=s.step_s, timestamps=s.times, name=s.name)
         row = evaluate(trace, {"m": forecaster}, steps_ahead=2, scored_fraction=holdout_steps / n)[0]
         losses.append(float(np.mean(list(row.pinball.values()))))
     if not losses:
@@ -125,6 +125,8 @@ def challenge(
         metrics={**result.metrics, "holdout_pinball": loss, "champion_holdout_pinball": base}, data=result.data,
         digest=result.digest, created=created,
         provenance={"command": "controller challenge", "parent": champion.version, "holdout_steps": h},
+        # fine-tuned on the same step as its parent (the controller refused a parent of another step)
+        step_s=champion.step_s if champion.step_s is not None else result.step_s,
     )
     promoted = BiLSTMForecaster.from_checkpoint(path)
     prune(settings.models_dir, keep=settings.keep)

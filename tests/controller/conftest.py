@@ -25,6 +25,7 @@ class ScriptedForecaster:
     quantiles = (0.5, 0.9, 0.99)
     context = 32
     min_history = 3
+    step_s = 60.0
 
     def __init__(self) -> None:
         self.value = 1.0

@@ -22,7 +22,7 @@ from tests.controller.conftest import SETTINGS
 async def test_the_bilstm_drives_scaling_of_a_replayed_trace(sim_cluster: Cluster, sim_api_client: ApiClient) -> None:
     trace = load_trace(embedded_trace_path())
     # one sample per minute, peak about 6 cores
-    sim_cluster.attach("default", "web", trace, scale=6.0 / float(trace.values.max()), interval_s=60.0)
+    sim_cluster.attach("default", "web", trace, scale=6.0 / float(trace.values.max()), step_s=60.0)
     await sim_cluster.ensure_namespace("aihpa")
     await sim_cluster.create(deployment_manifest("web", replicas=1, cpu_request="500m", cpu_limit="1",
                                                  labels={"aihpa/enabled": "true"}))
