@@ -181,9 +181,11 @@ def test_the_controller_command_line_is_accepted_by_the_cli_and_carries_the_valu
     assert args.model == "/models"
     assert args.history_file == "/var/lib/aihpa/history.json"
     assert args.dry_run is True
-    assert (args.sync_period, args.risk, args.profile_shards, args.log_format) == (15.0, 0.01, 4, "json")
+    assert (args.sync_period, args.default_saturation_risk, args.profile_shards, args.log_format) == (
+        15.0, 0.01, 4, "json")
     assert (args.default_min_replicas, args.default_max_replicas) == (1, 100)
-    assert (args.default_target_utilization, args.default_scale_down_stabilization) == (0.7, 300)
+    # no stabilization flag: each mode keeps its own (0 predictive, 300 reactive)
+    assert (args.default_target_utilization, args.default_scale_down_stabilization) == (0.7, None)
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts == {"tmp": "/tmp", "history": "/var/lib/aihpa", "model": "/models"}

@@ -80,10 +80,10 @@ OUT_OF_RANGE: dict[str, tuple[Obj, str]] = {
     "utilization zero": ({"defaults": {"targetUtilization": 0}}, r"defaults\.targetUtilization must be in \(0, 1\]"),
     "stabilization above an hour": (
         {"defaults": {"scaleDownStabilizationSeconds": 3601}},
-        r"defaults\.scaleDownStabilizationSeconds must be 0\.\.3600, got 3601",
+        r"defaults\.scaleDownStabilizationSeconds must be 0\.\.3600 or null \(the mode's own\), got 3601",
     ),
-    "risk of one": ({"controller": {"risk": 1}}, r"controller\.risk must be in \(0, 1\)"),
-    "negative risk": ({"controller": {"risk": -0.1}}, r"controller\.risk must be in \(0, 1\)"),
+    "risk above a half": ({"controller": {"risk": 0.6}}, r"controller\.risk must be in \(0, 0\.5\] \(.*\), got 0\.6"),
+    "negative risk": ({"controller": {"risk": -0.1}}, r"controller\.risk must be in \(0, 0\.5\]"),
     "sync period zero": ({"controller": {"syncPeriodSeconds": 0}}, r"controller\.syncPeriodSeconds must be positive"),
     "zero controller replicas": (
         {"controller": {"replicas": 0}}, r"controller\.replicas must be at least 1, got 0"),
@@ -115,7 +115,7 @@ EDGES: dict[str, Obj] = {
     "registry with a port": {"image": {"repository": "registry.example.com:5000/team/aihpa", "tag": "0.1.0-rc1"}},
     "top of every range": {"defaults": {"targetUtilization": 1, "scaleDownStabilizationSeconds": 3600,
                                         "maxReplicas": 2**31 - 1},
-                           "controller": {"risk": 0.999, "port": 65535}, "webhook": {"port": 1}},
+                           "controller": {"risk": 0.5, "port": 65535}, "webhook": {"port": 1}},
 }
 
 

@@ -66,5 +66,8 @@ podAntiAffinity:
 - --default-min-replicas={{ .Values.defaults.minReplicas }}
 - --default-max-replicas={{ .Values.defaults.maxReplicas }}
 - --default-target-utilization={{ .Values.defaults.targetUtilization }}
+{{- if not (kindIs "invalid" .Values.defaults.scaleDownStabilizationSeconds) }}
 - --default-scale-down-stabilization={{ .Values.defaults.scaleDownStabilizationSeconds }}
+{{- end }}
+- --default-saturation-risk={{ .Values.controller.risk }}
 {{- end }}

@@ -22,13 +22,14 @@ Every message names the value to change. Included once, by the controller Deploy
 {{- if not (and (gt (float64 $d.targetUtilization) 0.0) (le (float64 $d.targetUtilization) 1.0)) }}
 {{- fail (printf "defaults.targetUtilization must be in (0, 1] (a share of the CPU request), got %v" $d.targetUtilization) }}
 {{- end }}
-{{- if not (and (ge (float64 $d.scaleDownStabilizationSeconds) 0.0) (le (float64 $d.scaleDownStabilizationSeconds) 3600.0)) }}
-{{- fail (printf "defaults.scaleDownStabilizationSeconds must be 0..3600, got %v" $d.scaleDownStabilizationSeconds) }}
+{{- $stabilization := $d.scaleDownStabilizationSeconds }}
+{{- if and (not (kindIs "invalid" $stabilization)) (not (and (ge (float64 $stabilization) 0.0) (le (float64 $stabilization) 3600.0))) }}
+{{- fail (printf "defaults.scaleDownStabilizationSeconds must be 0..3600 or null (the mode's own), got %v" $stabilization) }}
 {{- end }}
 
 {{- /* the controller */}}
-{{- if not (and (gt (float64 $c.risk) 0.0) (lt (float64 $c.risk) 1.0)) }}
-{{- fail (printf "controller.risk must be in (0, 1) (the share of saturated steps to aim for), got %v" $c.risk) }}
+{{- if not (and (gt (float64 $c.risk) 0.0) (le (float64 $c.risk) 0.5)) }}
+{{- fail (printf "controller.risk must be in (0, 0.5] (the share of minutes a workload may be short of CPU), got %v" $c.risk) }}
 {{- end }}
 {{- if le (float64 $c.syncPeriodSeconds) 0.0 }}
 {{- fail (printf "controller.syncPeriodSeconds must be positive, got %v" $c.syncPeriodSeconds) }}
