@@ -61,8 +61,8 @@ async def isolation(workloads: int) -> None:
 
                     await cycles(100)  # history for the model and for training
                     quiet = await cycles(10)
-                    series = controller._training_series()
-                    training = asyncio.create_task(controller._challenge(series, lifecycle, created="bench"))
+                    series = controller.models.training_series()
+                    training = asyncio.create_task(controller.models.challenge(series, lifecycle, created="bench"))
                     busy = []
                     while not training.done() and len(busy) < 60:
                         busy.extend(await cycles(1))
@@ -123,7 +123,7 @@ async def episode() -> None:
                         await controller.run_cycle()
                         if minute == 200:
                             controller.drift.reset()  # the reference: the champion's error before the change
-                        if flagged is None and controller._training is not None:
+                        if flagged is None and controller.models.training is not None:
                             flagged = minute
                             # lock-step: the simulated clock waits for the challenge (its real time is measured
                             # above, in the isolation run)
@@ -135,7 +135,7 @@ async def episode() -> None:
                             recent = list(controller.drift.recent)
                             levels[marks[minute]] = (statistics.mean(recent) if recent else math.nan,
                                                      controller.forecaster.version)
-                    if controller._training is not None:
+                    if controller.models.training is not None:
                         await controller.wait_for_challenge(timeout_s=600)
         print(f"drift injected at minute 240; drift-triggered challenge at minute {flagged}"
               + (f", challenger in use from minute {promoted_at}" if promoted_at else ""))

@@ -184,7 +184,7 @@ class PhpaBatch:
             ).replicas
         self.history[:, self.stored] = calculated
         self.stored += 1
-        predicted = self.model.predict(self.history[:, : self.stored], step_s=view.step_seconds)
+        predicted = self.model.predict(self.history[:, : self.stored], step_s=view.step_s)
         keep = self.model.history_after_prune(self.stored)
         if keep < self.stored:
             drop = self.stored - keep

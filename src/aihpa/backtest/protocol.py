@@ -54,8 +54,6 @@ __all__ = [
     "scored_start",
 ]
 
-#: Deprecated name of `aihpa.step.DEFAULT_STEP_S`, the step every sample stands for.
-STEP_SECONDS = DEFAULT_STEP_S
 MIN_PODS = 1
 MAX_PODS = 100
 REQUEST_CORES = 1.0
@@ -97,11 +95,6 @@ class StepView:
     replicas: npt.NDArray[np.int64]  # D[k] (ready + starting) for k < t
     times: npt.NDArray[np.float64] | None  # the trace's own timestamps for k < t (calendar features), or None
     step_s: float = DEFAULT_STEP_S
-
-    @property
-    def step_seconds(self) -> float:
-        """Deprecated name of `step_s`."""
-        return self.step_s
 
     @property
     def now(self) -> float:

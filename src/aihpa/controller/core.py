@@ -38,11 +38,10 @@ from aihpa.controller.outbox import EventOutbox, bounded
 from aihpa.controller.settings import ControllerSettings, check_model_step
 from aihpa.controller.workload import Workload
 from aihpa.forecast.forecaster import Forecaster
-from aihpa.forecast.input_pipeline import Series
 from aihpa.k8s.client import KubeClient
 from aihpa.k8s.events import EventRecorder
 from aihpa.k8s.leader import LeaderElector
-from aihpa.lifecycle import Challenge, DriftMonitor, LifecycleSettings
+from aihpa.lifecycle import Challenge, DriftMonitor
 from aihpa.metrics.history import History
 from aihpa.metrics.source import MetricsSource
 from aihpa.observability import ControllerMetrics
@@ -285,15 +284,3 @@ class Controller:
     async def wait_for_challenge(self, *, timeout_s: float = 120.0) -> Challenge | None:
         """Wait (real time, bounded) for a running challenge to end; its outcome, or None when none ran."""
         return await self.models.wait_for_challenge(timeout_s=timeout_s)
-
-    # The benchmarks drive a challenge by hand through these three; `models` is where they live.
-
-    @property
-    def _training(self) -> asyncio.Task[None] | None:
-        return self.models.training
-
-    def _training_series(self) -> list[Series]:
-        return self.models.training_series()
-
-    async def _challenge(self, series: list[Series], cfg: LifecycleSettings, *, created: str) -> None:
-        await self.models.challenge(series, cfg, created=created)
