@@ -160,12 +160,14 @@ def test_invalid_annotations_become_warnings_and_defaults(
         "aihpa: aihpa/target-utilization='1.5' must be a number in (0, 1]; using default 0.7",
         "aihpa: aihpa/mode='turbo' must be one of predictive, reactive, dry-run; using default predictive",
         "aihpa: aihpa/scale-down-stabilization='-5' must be whole seconds in 0..3600; using default 0",
+        "aihpa: aihpa/saturation-risk='1%' must be a number in (0, 0.5]; using default 0.01",
         "aihpa: unknown annotation aihpa/max-replica is ignored",
     ]
     annotations = patched["metadata"]["annotations"]
     assert annotations["aihpa/min-replicas"] == "1"
     assert annotations["aihpa/target-utilization"] == "0.7"
     assert annotations["aihpa/mode"] == "predictive"
+    assert annotations["aihpa/saturation-risk"] == "0.01"
     assert annotations["aihpa/max-replica"] == "10"  # the user's unknown key stays: aihpa never deletes user data
     # no profile for "checkout" by name; found by its app.kubernetes.io/name label instead
     forecast = json.loads(annotations["aihpa/initial-forecast"])
