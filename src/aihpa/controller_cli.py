@@ -1,7 +1,8 @@
 """`aihpa controller`: run the operator against a cluster (in-cluster config or a kubeconfig).
 
-Serves /metrics, /healthz and /readyz on --port; stops cleanly on SIGTERM or SIGINT. A missing --namespace (where
-the Lease and the profiles live) stops it at start with the fix, rather than a failed Lease write every round.
+Serves /metrics, /healthz and /readyz on --host:--port; stops cleanly on SIGTERM or SIGINT. A missing
+--controller-namespace (where the Lease and the profiles live) stops it at start with the fix, rather than a failed
+Lease write every round. Logging is set up by `aihpa.cli` (info by default here, JSON lines unless --log-format text).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from aihpa.cli_flags import deprecated_aliases, renamed_flag
 from aihpa.errors import UserError
 from aihpa.policy_flags import add_policy_default_flags, policy_defaults
 
@@ -21,46 +23,63 @@ __all__ = ["add_commands"]
 
 logger = logging.getLogger(__name__)
 
+#: --controller-namespace's default (`aihpa sim serve` creates it, so the offline steps work as written)
+CONTROLLER_NAMESPACE = "aihpa"
+
 
 def add_commands(sub: Any) -> None:
     p = sub.add_parser(
         "controller",
         help="run the controller: forecast and scale every Deployment labeled aihpa/enabled=true",
-        description="Watch labeled Deployments, forecast their CPU demand and scale them ahead of load.",
+        description="Watch labeled Deployments, forecast their CPU demand and scale them ahead of load. Logs each "
+        "decision that changes a count (one line, at info), and serves /metrics, /healthz and /readyz.",
     )
-    p.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: in-cluster, then $KUBECONFIG)")
-    p.add_argument("--context", default=None, help="kubeconfig context")
-    p.add_argument("--namespace", default="aihpa", help="the controller's own namespace (lease, profiles)")
+    p.add_argument("--kubeconfig", default=None,
+                   help="kubeconfig file (default: $KUBECONFIG, else in-cluster, else ~/.kube/config)")
+    p.add_argument("--context", default=None, help="kubeconfig context (default: its current-context)")
+    # --namespace, its former name, read as the namespace of the Deployments to kubectl users
+    renamed_flag(p, "--controller-namespace", "--namespace", dest="namespace", default=CONTROLLER_NAMESPACE,
+                 metavar="NAMESPACE",
+                 help="the controller's own namespace, where its Lease and the replica profiles live (not the "
+                 "Deployments': see --watch-namespace)")
     scope = p.add_mutually_exclusive_group()
-    scope.add_argument("--watch-namespace", default=None, help="only manage Deployments in this namespace")
+    scope.add_argument("--watch-namespace", default=None, metavar="NAMESPACE",
+                       help="only manage Deployments in this namespace (default: every namespace)")
     scope.add_argument("--all-namespaces", action="store_true", help="manage Deployments in every namespace "
                        "(the default)")
     p.add_argument("--dry-run", action="store_true",
                    help="decide and report (Events, status, metrics) for every workload, never patch a scale")
-    p.add_argument("--log-format", choices=("json", "text"), default="json", help="log lines as JSON (default)")
+    p.add_argument("--log-format", choices=("json", "text"), default="json",
+                   help="log lines as one JSON object each (for a log collector), or as text")
     p.add_argument("--metrics", choices=("metrics-api", "prometheus"), default="metrics-api",
-                   help="where CPU usage comes from (default: metrics.k8s.io)")
+                   help="where CPU usage comes from: metrics.k8s.io (metrics-server), or Prometheus")
     p.add_argument("--prometheus-url", default=None, help="Prometheus base URL (with --metrics prometheus)")
     p.add_argument("--prometheus-query", default=None,
-                   help="PromQL template with $namespace, $name, $pod_regex, $rate_window")
+                   help="PromQL template with $namespace, $name, $pod_regex, $rate_window (default: container CPU "
+                   "usage rate)")
     p.add_argument("--model", default=None, metavar="DIR", help="checkpoint or models directory (default: shipped)")
     p.add_argument("--port", type=int, default=8080, help="port of /metrics, /healthz and /readyz")
-    p.add_argument("--host", default="0.0.0.0", help="address to listen on")
-    p.add_argument("--sync-period", type=float, default=15.0, help="seconds between cycles")
+    p.add_argument("--host", default="0.0.0.0",
+                   help="address /metrics, /healthz and /readyz listen on; every interface by default, as the "
+                   "kubelet's probes and Prometheus reach a pod at its IP (127.0.0.1: this machine only)")
+    p.add_argument("--sync-period", type=float, default=15.0, metavar="SECONDS", help="seconds between cycles")
     # the former name of --default-saturation-risk, kept as an alias
     p.add_argument("--risk", dest="default_saturation_risk", type=float, default=argparse.SUPPRESS,
                    help=argparse.SUPPRESS)
     p.add_argument("--identity", default=None, help="name in the leader election (default: hostname)")
     p.add_argument("--no-leader-election", action="store_true", help="act without holding the lease")
-    p.add_argument("--history-file", default=None, help="persist the usage history here (e.g. on a PVC)")
-    p.add_argument("--profile-shards", type=int, default=4, help="ConfigMaps the replica profiles are spread over")
+    p.add_argument("--history-file", default=None, help="persist the usage history here, e.g. on a PVC (default: "
+                   "kept in memory only)")
+    p.add_argument("--profile-shards", type=int, default=4, metavar="N",
+                   help="ConfigMaps the replica profiles are spread over")
     p.add_argument("--models-dir", default=None, metavar="DIR",
                    help="enable the model life cycle: fine-tuned challengers are saved here (e.g. a PVC) and "
-                   "promoted when they beat the model in use on recent history")
+                   "promoted when they beat the model in use on recent history (default: off)")
     p.add_argument("--retrain-every", type=float, default=21600.0, metavar="SECONDS",
-                   help="how often to challenge the model (default 6 h; drift triggers one sooner)")
+                   help="how often to challenge the model, in seconds (21600: 6 h); drift triggers one sooner")
     add_policy_default_flags(p)
-    p.set_defaults(handler=_run)
+    # a long-running service: it logs at info (each decision that changes a count) unless told otherwise
+    p.set_defaults(handler=_run, log_level=logging.INFO)
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -91,18 +110,15 @@ def _settings(args: argparse.Namespace) -> Any:
 
 def _run(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    if args.log_format == "json":
-        from aihpa.observability import use_json_logs
-
-        use_json_logs()
     if args.metrics == "prometheus" and not args.prometheus_url:
         raise UserError("--metrics prometheus needs --prometheus-url")
     asyncio.run(_serve(args, settings))
     return 0
 
 
-async def check_namespace(kube: Any, namespace: str) -> None:
-    """Raise a `UserError` naming the fix when the controller's namespace does not exist.
+async def check_namespace(kube: Any, namespace: str, *, flag: str = "--controller-namespace") -> None:
+    """Raise a `UserError` naming the fix when the controller's namespace does not exist; `flag` is how the
+    command line names the setting (the deprecated --namespace, when that is what was typed).
 
     Only a 404 stops the start: without the right to read namespaces (403), or with the API server briefly away, the
     controller starts as before and its Lease writes tell the rest.
@@ -113,7 +129,7 @@ async def check_namespace(kube: Any, namespace: str) -> None:
         await kube.get(f"/api/v1/namespaces/{namespace}")
     except NotFoundError as exc:
         raise UserError(f"namespace {namespace!r} not found: create it with `kubectl create namespace {namespace}` "
-                        "or pass --namespace") from exc
+                        f"or pass {flag}") from exc
     except K8sError as exc:
         logger.warning("cannot check namespace %r (%s); starting anyway", namespace, exc)
 
@@ -124,7 +140,8 @@ async def _serve(args: argparse.Namespace, settings: Any) -> None:
     api = await api_client(kubeconfig=args.kubeconfig, context=args.context)
     async with api:
         # before the model loads (seconds): a wrong namespace fails at once
-        await check_namespace(KubeClient(api), settings.namespace)
+        flag = "--namespace" if "--namespace" in deprecated_aliases(args) else "--controller-namespace"
+        await check_namespace(KubeClient(api), settings.namespace, flag=flag)
         await _serve_with(args, settings, api)
 
 

@@ -288,6 +288,8 @@ def _targets(text: str) -> tuple[int, ...]:
 
 
 def add_commands(sub: Any) -> None:
+    from aihpa.cli_flags import renamed_flag
+
     p = sub.add_parser(
         "demo",
         help="aihpa beside the Kubernetes HPA's frontier on a real trace, in a simulated cluster (no cluster needed)",
@@ -303,13 +305,15 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--minutes", type=int, default=1440, help="simulated minutes, one trace sample each (default 1440)")
     p.add_argument("--speed", type=float, default=600.0,
                    help="virtual seconds per real second (default 600: a simulated day in about 2.5 minutes)")
-    p.add_argument("--peak", type=float, default=8.0, metavar="CORES",
-                   help="scale the trace so its peak is this many cores (default 8)")
+    # --peak-cores, as `aihpa sim serve` names it (--peak, the former name, still parses)
+    renamed_flag(p, "--peak-cores", "--peak", dest="peak", type=float, default=8.0, metavar="CORES",
+                 help="scale the trace so its peak is this many cores (default 8)")
     p.add_argument("--hpa-targets", type=_targets, default=HPA_TARGETS, metavar="PCT,...",
                    help=f"the HPA's targets, one Deployment each; {TARGET_PERCENT} is always run (default "
                         f"{','.join(map(str, HPA_TARGETS))})")
-    p.add_argument("--out", default="aihpa-demo-out", metavar="DIR",
-                   help="where the report, plot and kubeconfig go (default ./aihpa-demo-out)")
+    # --out-dir, as every command names a directory it writes (--out, the former name, still parses)
+    renamed_flag(p, "--out-dir", "--out", dest="out", default="aihpa-demo-out", metavar="DIR",
+                 help="where the report, plot and kubeconfig go (default ./aihpa-demo-out)")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON to FILE")
     p.add_argument("--no-live", action="store_true", help="plain log lines instead of the live view (CI, logs)")
     p.set_defaults(handler=_demo)

@@ -16,19 +16,27 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 __all__ = ["ControllerMetrics", "JsonFormatter", "health_app", "use_json_logs"]
 
 
+# the attributes every LogRecord has: anything else on a record came in through `extra=` and is logged as a key
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per log line: time, level, logger, message (and the exception, when there is one)."""
+    """One JSON object per log line: time, level, logger, message, the fields given as `extra=` (a decision's
+    workload, replicas, kind...), and the exception, when there is one."""
 
     def format(self, record: logging.LogRecord) -> str:
-        doc = {
+        doc: dict[str, object] = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRIBUTES and key not in doc:
+                doc[key] = value
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
-        return json.dumps(doc)
+        return json.dumps(doc, default=str)
 
 
 def use_json_logs(level: int = logging.INFO) -> None:

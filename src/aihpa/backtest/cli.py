@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aihpa.cli_flags import add_trace_flag, renamed_flag
 from aihpa.errors import UserError
 from aihpa.step import DEFAULT_STEP_S
 
@@ -45,14 +46,14 @@ def add_commands(sub: Any) -> None:
         help="replay a trace under each scaling policy and report cost at SLO (DESIGN section 6)",
         description=(
             f"Replay a workload trace one sample per {DEFAULT_STEP_S:g} s step under each policy, sweep its risk "
-            "knob, and report cost at 1%% saturated steps relative to perfect foresight."
+            "knob, and report cost at 1% saturated steps relative to perfect foresight."
         ),
     )
-    p.add_argument("trace", metavar="TRACE", help="a CSV trace")
-    p.add_argument("--column", metavar="C", help="demand column (default: the first numeric column)")
+    add_trace_flag(p, help="the CSV trace", positional_alias=True)
+    p.add_argument("--column", metavar="COLUMN", help="demand column (default: the first numeric column)")
     p.add_argument(
         "--policies", default="hpa,phpa-lr,phpa-hw,oracle,aihpa", metavar="LIST",
-        help="comma-separated policies (default: hpa,phpa-lr,phpa-hw,oracle,aihpa)",
+        help="comma-separated policies",
     )
     p.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="draw demand, replicas and cost-vs-saturation curves")
@@ -70,20 +71,24 @@ def add_commands(sub: Any) -> None:
         "tune",
         help="search hyper-parameters by successive halving and write the results and the best checkpoint",
         description="Successive halving over window, hidden size, layers, learning rate, horizon weighting and "
-        "quantiles, scored by validation pinball loss on the history part (first 20%%) of each trace.",
+        "quantiles, scored by validation pinball loss on the history part (first 20%) of each trace.",
     )
     p.add_argument("--trace", action="append", required=True, metavar="CSV", help="a trace file (repeatable)")
-    p.add_argument("--column", action="append", default=[], metavar="NAME", help="demand column, once per --trace")
-    p.add_argument("--out", required=True, metavar="DIR", help="results.json, results.md and the best checkpoint")
-    p.add_argument("--trials", type=int, default=9, help="configurations in the first rung (default 9)")
-    p.add_argument("--min-steps", type=int, default=100, help="optimizer steps in the first rung (default 100)")
-    p.add_argument("--rungs", type=int, default=3, help="rungs; each trains the best third 3x longer (default 3)")
-    p.add_argument("--budget-minutes", type=float, default=30.0, help="start no training after this (default 30)")
-    p.add_argument("--history-fraction", type=float, default=0.2, metavar="F")
+    p.add_argument("--column", action="append", default=[], metavar="COLUMN", help="demand column, once per --trace")
+    renamed_flag(p, "--out-dir", "--out", dest="out", required=True, metavar="DIR",
+                 help="results.json, results.md and the best checkpoint")
+    p.add_argument("--trials", type=int, default=9, metavar="N", help="configurations in the first rung")
+    p.add_argument("--min-steps", type=int, default=100, metavar="N", help="optimizer steps in the first rung")
+    p.add_argument("--rungs", type=int, default=3, metavar="N", help="rungs; each trains the best third 3x longer")
+    p.add_argument("--budget-minutes", type=float, default=30.0, metavar="MINUTES",
+                   help="start no training after this")
+    p.add_argument("--history-fraction", type=float, default=0.2, metavar="F",
+                   help="tune on the first F of each trace (the protocol's history part; the backtest scores the "
+                   "rest)")
     p.add_argument("--holdback-fraction", type=float, default=0.25, metavar="F",
                    help="hold back the last F of each history part from training; the finalists are ranked by "
                    "backtest cost at SLO on it (0: rank by validation pinball only)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the search and of each training")
     p.set_defaults(handler=_tune)
 
 

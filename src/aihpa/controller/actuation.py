@@ -4,6 +4,10 @@ The scale is patched only when the count changes and never in dry-run; the write
 decided from (`update_scale`'s `expected`), so a scale someone changed meanwhile is not overwritten. The status is
 rewritten when what it says changes (replicas, mode, kind, the reason's wording), else at most every
 `status_every_s`. A failed write is logged and counted, never raised: the next cycle tries again.
+
+Each decision is logged as one line with its fields (`extra`: workload, current, desired, kind, mode, applied,
+reason, limited_by; the JSON log format writes them as keys): at info when it changes the count or is the workload's
+first, else at debug (a steady workload would otherwise log a line every cycle).
 """
 
 from __future__ import annotations
@@ -37,6 +41,25 @@ logger = logging.getLogger(__name__)
 _NUMBERS = re.compile(r"[-+]?\d[\d.,]*%?")
 
 
+def _log_decision(p: PendingAction, *, applied: bool, first: bool) -> None:
+    decision, current = p.decision, p.current
+    level = logging.INFO if decision.replicas != current or first else logging.DEBUG
+    if not logger.isEnabledFor(level):
+        return
+    if decision.replicas == current:
+        outcome = "kept"
+    elif applied:
+        outcome = "applied"
+    else:
+        outcome = "not applied (dry-run)" if p.mode == "dry-run" else "not applied"
+    fields = {
+        "workload": p.workload.key, "current": current, "desired": decision.replicas, "kind": decision.kind.value,
+        "mode": p.mode, "applied": applied, "reason": decision.reason, "limited_by": decision.limited_by,
+    }
+    logger.log(level, "decision %s: %d -> %d replicas, %s (%s, %s mode): %s", p.workload.key, current,
+               decision.replicas, outcome, decision.kind.value, p.mode, decision.reason, extra=fields)
+
+
 class Actuator:
     """Writes decisions to the cluster through the scale subresource and the Deployment's annotations."""
 
@@ -51,6 +74,7 @@ class Actuator:
     async def actuate(self, p: PendingAction, *, now: float, forecaster: Forecaster) -> WorkloadDecision:
         """Patch the scale when it changes (never in dry-run), then the status annotation."""
         w, decision, current = p.workload, p.decision, p.current
+        first = not w.status_written
         applied = False
         if p.mode != "dry-run" and decision.replicas != current:
             applied = await self._apply(w, decision, current=current)
@@ -64,6 +88,7 @@ class Actuator:
             candidate = scorings[w.state.choice].label if 0 <= w.state.choice < len(scorings) else None
             await self._write_status(w, decision, reactive=p.reactive, usage=p.usage, now=now, mode=p.mode,
                                      forecaster=forecaster, candidate=candidate if p.mode != "reactive" else None)
+        _log_decision(p, applied=applied, first=first)
         return p.result(applied=applied)
 
     async def _apply(self, w: Workload, decision: Decision, *, current: int) -> bool:

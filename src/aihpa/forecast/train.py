@@ -3,13 +3,14 @@
 `train(series, model_cfg, train_cfg)` fits a fresh model; `train_and_evaluate(...)` also writes a versioned
 checkpoint, like a Flax example's entry point. Deterministic: the same data, configs and seed give the same model.
 Blocking and CPU-heavy: callers in an event loop run it in a worker. No network, no wall clock (the caller passes
-`created`).
+`created`). Progress goes to stderr: a live bar on a terminal, else a plain line at each validation (logs, CI).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,8 @@ from aihpa.forecast.model import BiLSTM, pinball_loss
 from aihpa.traces import Trace
 
 __all__ = [
-    "TrainResult", "data_digest", "history_part", "model_step", "series_from_trace", "train", "train_and_evaluate",
+    "TrainResult", "data_digest", "describe_points", "history_part", "min_training_points", "model_step",
+    "series_from_trace", "train", "train_and_evaluate",
 ]
 
 #: Share of each trace, from its start, that models may fit on (DESIGN section 6.5); the rest is scored.
@@ -88,14 +90,60 @@ class _Split:
     val: npt.NDArray[np.int64]
 
 
-def _split(series: Series, model_cfg: ModelConfig, train_cfg: TrainConfig) -> _Split:
-    positions = training_positions(series.values.shape[0], model_cfg)
+def _split_positions(
+    n: int, model_cfg: ModelConfig, train_cfg: TrainConfig
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Training and validation positions of a series of `n` points."""
+    positions = training_positions(n, model_cfg)
     n_val = max(1, int(len(positions) * train_cfg.val_fraction)) if len(positions) > 1 else 0
     val = positions[len(positions) - n_val :]
     cut = val[0] - model_cfg.horizon if n_val else positions[-1] + 1 if len(positions) else 0
     # training targets must end before the first validation window's targets begin
     train = positions[positions < cut][:: max(1, train_cfg.stride)]
+    return train, val
+
+
+def _split(series: Series, model_cfg: ModelConfig, train_cfg: TrainConfig) -> _Split:
+    train, val = _split_positions(series.values.shape[0], model_cfg, train_cfg)
     return _Split(series=series, train=train, val=val)
+
+
+def _usable(split: _Split) -> bool:
+    # a series too short to hold validation windows after its training windows teaches nothing that can be checked
+    return len(split.train) > 0 and len(split.val) > 0
+
+
+def min_training_points(model_cfg: ModelConfig, train_cfg: TrainConfig) -> int:
+    """The fewest points a series needs for training windows and, after them, validation windows (`train` leaves
+    shorter series out). Every longer series has them too."""
+    start = model_cfg.window + model_cfg.horizon
+    # past this, the positions outside validation exceed the horizon for any val_fraction the config accepts
+    stop = start + math.ceil((model_cfg.horizon + 2) / max(1e-3, 1.0 - train_cfg.val_fraction)) + 2
+    for n in range(start, stop + 1):
+        train, val = _split_positions(n, model_cfg, train_cfg)
+        if len(train) > 0 and len(val) > 0:
+            return n
+    raise ValueError(f"val_fraction {train_cfg.val_fraction} leaves no series anything to train on")
+
+
+def describe_points(points: int, step_s: float | None) -> str:
+    """`points` in the user's units: "200 rows (3 h 20 min at 60 s)", or "200 rows" when the step is unknown."""
+    rows = f"{points} row{'s' if points != 1 else ''}"
+    if step_s is None or not step_s > 0:
+        return rows
+    return f"{rows} ({_duration(points * step_s)} at {step_s:g} s)"
+
+
+def _duration(seconds: float) -> str:
+    s = round(seconds)
+    if s < 60:
+        return f"{seconds:g} s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        if s >= size:
+            parts.append(f"{s // size} {unit}")
+            s %= size
+    return " ".join(parts[:2])
 
 
 def _concat(parts: list[tuple[Inputs, npt.NDArray[np.float32]]]) -> tuple[Inputs, npt.NDArray[np.float32]]:
@@ -129,10 +177,17 @@ def train(
     """Fit a model on `series` (fine-tune a copy of `init_from` when given). Raises ValueError on unusable data."""
     model_cfg.validate()
     splits = [_split(s, model_cfg, train_cfg) for s in series]
-    splits = [sp for sp in splits if len(sp.train) > 0]
+    splits = [sp for sp in splits if _usable(sp)]
     if not splits:
-        need = model_cfg.window + model_cfg.horizon + 1
-        raise ValueError(f"no series is long enough to train on (each needs more than {need} points)")
+        need = min_training_points(model_cfg, train_cfg)
+        longest = max(series, key=lambda s: s.values.shape[0], default=None)
+        have = "" if longest is None else (
+            f": the longest, {longest.name}, has {describe_points(longest.values.shape[0], longest.step_s)}")
+        raise ValueError(
+            f"no series is long enough to train on{have}; each needs at least "
+            f"{describe_points(need, None if longest is None else longest.step_s)} (a {model_cfg.window}-step "
+            f"window and a {model_cfg.horizon}-step horizon, then validation windows after the training ones)"
+        )
     rng = np.random.default_rng(train_cfg.seed)
     if init_from is not None:
         graphdef, state = nnx.split(init_from)
@@ -187,11 +242,8 @@ def train(
     bad_evals = 0
     last_loss = math.nan
     step = 0
-    progress = _progress(train_cfg.progress)
-    task = progress.add_task("training", total=train_cfg.max_steps) if progress else None
+    progress = _progress(train_cfg.progress, total=train_cfg.max_steps)
     try:
-        if progress:
-            progress.start()
         for step in range(1, train_cfg.max_steps + 1):
             which = rng.integers(len(splits), size=train_cfg.batch_size)
             parts = []
@@ -222,14 +274,17 @@ def train(
                     best_state = jax.tree.map(jnp.copy, nnx.state(model, nnx.Param))
                 else:
                     bad_evals += 1
-                if progress and task is not None:
-                    progress.update(task, description=f"training  val {val:.4f}  best {best:.4f}")
+                if progress is not None:
+                    progress.evaluated(step, val, best)
                 if bad_evals >= train_cfg.patience:
+                    if progress is not None:
+                        progress.note(f"stopped early at step {step}: no better validation loss in "
+                                      f"{train_cfg.patience} evaluations (best at step {best_step})")
                     break
-            if progress and task is not None:
-                progress.advance(task)
+            if progress is not None:
+                progress.advance()
     finally:
-        if progress:
+        if progress is not None:
             progress.stop()
     nnx.update(model, best_state)
     used = [s for s in series if any(sp.series is s for sp in splits)]
@@ -261,14 +316,47 @@ def _dropout(
     return seq, season
 
 
-def _progress(enabled: bool) -> Any:
+class _Progress:
+    """Training progress on stderr: a live bar on a terminal, else one plain line per validation (a log, CI)."""
+
+    def __init__(self, total: int, *, live: bool) -> None:
+        self.total = total
+        self._bar: Any = None
+        self._task: Any = None
+        if live:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), transient=True, console=Console(stderr=True))
+            self._task = self._bar.add_task("training", total=total)
+            self._bar.start()
+
+    def evaluated(self, step: int, val: float, best: float) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, description=f"training  val {val:.4f}  best {best:.4f}")
+        else:
+            self.note(f"step {step}/{self.total}, validation pinball {val:.4f} (best {best:.4f})")
+
+    def note(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.console.print(f"training: {text}")
+        else:
+            print(f"training: {text}", file=sys.stderr, flush=True)
+
+    def advance(self) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task)
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _progress(enabled: bool, *, total: int) -> _Progress | None:
     if not enabled:
         return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
-    )
+    return _Progress(total, live=sys.stderr.isatty())
 
 
 def train_and_evaluate(

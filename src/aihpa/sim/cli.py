@@ -17,7 +17,7 @@ from aihpa.errors import UserError
 
 __all__ = ["CONTROLLER_NAMESPACE", "add_commands"]
 
-# `aihpa controller --namespace`'s default: its Lease and the published replica profiles live there
+# `aihpa controller --controller-namespace`'s default: its Lease and the published replica profiles live there
 CONTROLLER_NAMESPACE = "aihpa"
 
 
@@ -29,19 +29,19 @@ def add_commands(subparsers: Any) -> None:
         "serve", help="serve a simulated cluster until interrupted",
         description="Serve the Kubernetes API on 127.0.0.1, write a kubeconfig that kubectl and kubernetes-asyncio "
         "use unchanged, and replay an optional trace as a Deployment's CPU demand.")
-    serve.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
+    serve.add_argument("--port", type=int, default=0, help="port to listen on; 0: any free port")
     serve.add_argument("--tls", action="store_true", help="serve HTTPS with a generated CA (in the kubeconfig)")
     serve.add_argument("--kubeconfig-out", metavar="FILE",
                        help="write the kubeconfig here (default: print it to stdout)")
-    serve.add_argument("--trace", metavar="FILE", help="a CSV trace to register as demand (name: file stem)")
-    serve.add_argument("--column", metavar="C", help="the trace's demand column (default: the first numeric one)")
-    serve.add_argument("--peak-cores", type=float, default=8.0,
+    serve.add_argument("--trace", metavar="CSV", help="a CSV trace to register as demand (name: file stem)")
+    serve.add_argument("--column", metavar="COLUMN", help="the trace's demand column (default: the first numeric one)")
+    serve.add_argument("--peak-cores", type=float, default=8.0, metavar="CORES",
                        help="scale the trace so that its peak is this many CPU cores (default 8)")
     serve.add_argument("--deployment", metavar="NAME",
                        help="create this Deployment in 'default', driven by the trace")
     serve.add_argument("--replicas", type=int, default=2, help="initial replicas of --deployment (default 2)")
     serve.add_argument("--speed", type=float, default=1.0,
-                       help="virtual seconds per real second (e.g. 60 replays an hour a minute; default 1)")
+                       help="virtual seconds per real second (e.g. 60 replays an hour a minute)")
     serve.add_argument("--pod-capacity", type=int, default=10_000,
                        help="pods the cluster schedules; more stay Pending, unschedulable (default 10000)")
     serve.add_argument("--startup-seconds", type=float, default=5.0,

@@ -43,7 +43,9 @@ def add_commands(subparsers: Any) -> None:
         help="serve the mutating admission webhook over TLS",
         description="Serve /mutate, /healthz, /readyz and /metrics over TLS (1.2 or later).",
     )
-    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    serve.add_argument("--host", default="0.0.0.0",
+                       help="address to listen on; every interface by default, as the API server reaches the webhook "
+                       "at its pod's IP through its Service (127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8443, help="port to listen on; 0 lets the OS choose (default 8443)")
     tls = serve.add_argument_group("certificates (one of --cert-dir or --tls-cert/--tls-key)")
     tls.add_argument("--cert-dir", type=Path, help="directory with tls.crt and tls.key (a mounted Secret); watched")
@@ -121,8 +123,10 @@ def add_commands(subparsers: Any) -> None:
     )
     gen.add_argument("--service", default="aihpa-webhook", help="the webhook's Service name (default aihpa-webhook)")
     gen.add_argument("--namespace", required=True, help="the Service's (and the Secret's) namespace")
-    gen.add_argument("--out-dir", type=Path, help="directory for the PEM files (required unless the Secret is applied)")
-    gen.add_argument("--secret-out", type=Path, help="also write a kubernetes.io/tls Secret manifest (YAML) here")
+    gen.add_argument("--out-dir", type=Path, metavar="DIR",
+                     help="directory for the PEM files (required unless the Secret is applied)")
+    gen.add_argument("--secret-out", type=Path, metavar="FILE",
+                     help="also write a kubernetes.io/tls Secret manifest (YAML) here")
     gen.add_argument("--secret-name", default="aihpa-webhook-tls", help="the Secret's name (default aihpa-webhook-tls)")
     gen.add_argument("--ip", action="append", default=[], help="an IP address SAN (repeatable), e.g. 127.0.0.1")
     gen.add_argument("--days", type=_positive_float, default=365.0, help="serving certificate lifetime (default 365)")
@@ -147,7 +151,8 @@ def add_commands(subparsers: Any) -> None:
     target.add_argument("--config", type=Path, help="the webhook configuration manifest (YAML)")
     target.add_argument("--name", help="the live MutatingWebhookConfiguration's name, e.g. aihpa-webhook")
     inject.add_argument("--ca-file", type=Path, required=True, help="the CA certificate (PEM), e.g. ca.crt")
-    inject.add_argument("--out", type=Path, help="with --config: where to write the result (default: stdout)")
+    inject.add_argument("--out", type=Path, metavar="FILE",
+                        help="with --config: where to write the result (default: stdout)")
     inject.add_argument(
         "--kubeconfig", type=Path, help="with --name: the cluster's kubeconfig (default: $KUBECONFIG or in-cluster)"
     )
