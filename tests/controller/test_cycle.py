@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from aihpa.sim.faults import Fault
@@ -163,3 +164,21 @@ async def test_a_standby_replica_decides_but_never_writes(rig: Rig) -> None:
     assert "aihpa/status" not in (dep["metadata"].get("annotations") or {})
     assert not _events(rig, "Scaled")
     assert "aihpa_leader 0.0" in rig.controller.metrics.render().decode()
+
+
+async def test_between_model_steps_the_fallback_hpa_adds_pods_at_its_own_target(rig: Rig) -> None:
+    await _deploy(rig, "web", cores=1.0)  # 2 pods of a 0.5-core request and a 1-core limit
+    rig.forecaster.value = math.nan  # no forecast to trust: the policy falls back on the HPA at its 70% target
+    await rig.cycles(3)
+    assert _deployment(rig, "web")["spec"]["replicas"] == 3  # 1 core / (0.5 x 0.7) = 2.9
+    now = rig.cluster.clock.now()
+    await rig.cluster.advance(60.0 - now % 60.0 + 1.0)  # just past a model step's start
+    await rig.controller.run_cycle()
+    surge = rig.cluster.clock.now()
+    rig.cluster.attach("default", "web", lambda t: 2.0 if t >= surge else 1.0)
+    # two syncs inside the same model step: the safety net is the rule in force, the HPA at 70%, which wants
+    # 2 cores / (0.5 x 0.7) = 6 pods; the HPA at what pods may use (1 core each) would see 3 pods enough
+    await rig.cycles(2, every=15.0)
+    assert math.floor(rig.cluster.clock.now() / 60.0) == math.floor(surge / 60.0)
+    assert _deployment(rig, "web")["spec"]["replicas"] == 6
+    assert [e for e in _events(rig, "Scaled") if "-> 6:" in e["message"] and "safety" in e["message"]]

@@ -28,6 +28,7 @@ from aihpa.metrics.history import History
 from aihpa.observability import ControllerMetrics
 from aihpa.scaling import (
     Decision,
+    DecisionKind,
     Observation,
     PredictivePolicy,
     ReactivePolicy,
@@ -158,9 +159,11 @@ def decide(
     if usage is None:
         decision = hold_without_metric(current=current)
     elif w.last_step_decided == step:
-        # between model steps only the rule's own floor may add pods: the HPA at the workload's target in reactive
-        # mode, at what pods may use in predictive mode (a second, lower target would undo the calibrated sizing)
-        net = reactive if mode == "reactive" else policy.reactive.recommend(obs)[0]
+        # between model steps only the rule in force may add pods: the HPA at the workload's target in reactive mode
+        # and while the predictive policy falls back on it (no forecast trusted yet); else the HPA at what pods may
+        # use (a second, lower target would undo the calibrated sizing)
+        follows_hpa = mode == "reactive" or w.last_kind in (DecisionKind.FALLBACK, None)
+        net = reactive if follows_hpa else policy.reactive.recommend(obs)[0]
         decision = safety_net(current=current, reactive=net, max_replicas=policy.behavior.max_replicas)
     else:
         w.last_step_decided = step
@@ -170,6 +173,7 @@ def decide(
         else:
             forecast = None if w.forecast is None else np.asarray(w.forecast, dtype=np.float64)
             decision, w.state = policy.decide(obs, w.state, forecast=forecast, quantiles=forecaster.quantiles)
+        w.last_kind = decision.kind
         w.profile[int((now % 86400) // PROFILE_SLOT_S)] = decision.replicas
     metrics.decisions.labels(reason=decision.kind.value).inc()
     metrics.replicas.labels(w.ref.namespace, w.ref.name, "current").set(current)

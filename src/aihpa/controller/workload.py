@@ -11,7 +11,7 @@ import numpy as np
 from aihpa.annotations import ParsedPolicy
 from aihpa.metrics.quantity import parse_cpu
 from aihpa.metrics.source import WorkloadRef
-from aihpa.scaling import PredictiveState
+from aihpa.scaling import DecisionKind, PredictiveState
 
 __all__ = ["PROFILE_SLOTS", "PROFILE_SLOT_S", "Workload", "object_key", "pod_cpu"]
 
@@ -32,6 +32,8 @@ class Workload:
     warned: tuple[str, ...] = ()
     hpa_warned: bool = False
     last_step_decided: int | None = None
+    # the rule of the last model step's decision: between steps, the safety net follows it
+    last_kind: DecisionKind | None = None
     forecast: np.ndarray | None = None  # [horizon, quantiles] in cores
     last_forecast: float | None = None  # the median for the next step, from the last forecast
     profile: list[int] = field(default_factory=lambda: [-1] * PROFILE_SLOTS)
