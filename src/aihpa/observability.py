@@ -66,6 +66,16 @@ class ControllerMetrics:
             "aihpa_replicas", "Replica counts: current, desired (the decision) and reactive (the HPA's answer)",
             ["namespace", "deployment", "kind"], registry=r,
         )
+        self.saturation_risk = Gauge(
+            "aihpa_saturation_risk", "The workload's SLO: the share of minutes it may be short of CPU",
+            ["namespace", "deployment"], registry=r,
+        )
+        self.saturated_share = Gauge(
+            "aihpa_saturated_share",
+            "Realized share of model steps over the last day (or since the workload was first seen) in which usage "
+            "reached what its ready pods may use (the CPU limit, else the request)",
+            ["namespace", "deployment"], registry=r,
+        )
         self.decisions = Counter("aihpa_decisions_total", "Scaling decisions by kind of reason",
                                  ["reason"], registry=r)
         self.scalings = Counter("aihpa_scale_changes_total", "Scale subresource writes", ["direction"], registry=r)
@@ -95,7 +105,7 @@ class ControllerMetrics:
             for labels in list(gauge._metrics):  # prometheus-client keeps children by label tuple
                 if labels[:2] == (namespace, deployment):
                     gauge.remove(*labels)
-        for gauge in (self.usage, self.replicas):
+        for gauge in (self.usage, self.replicas, self.saturation_risk, self.saturated_share):
             for labels in list(gauge._metrics):
                 if labels[:2] == (namespace, deployment):
                     gauge.remove(*labels)

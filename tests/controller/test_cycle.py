@@ -182,3 +182,17 @@ async def test_between_model_steps_the_fallback_hpa_adds_pods_at_its_own_target(
     assert math.floor(rig.cluster.clock.now() / 60.0) == math.floor(surge / 60.0)
     assert _deployment(rig, "web")["spec"]["replicas"] == 6
     assert [e for e in _events(rig, "Scaled") if "-> 6:" in e["message"] and "safety" in e["message"]]
+
+
+async def test_the_slo_is_reported_as_risk_and_realized_share_in_the_status_and_the_metrics(rig: Rig) -> None:
+    # 3 cores of demand on 2 pods that may use 1 core each: the first steps are short of CPU
+    await _deploy(rig, "web", cores=3.0, **{"aihpa/saturation-risk": "0.02"})
+    rig.forecaster.value = 3.0
+    await rig.cycles(6)
+    status = json.loads(_deployment(rig, "web")["metadata"]["annotations"]["aihpa/status"])
+    slo = status["slo"]
+    assert slo["risk"] == 0.02 and slo["steps"] >= 1 and 0.0 < slo["saturated_share"] < 1.0
+    text = rig.controller.metrics.render().decode()
+    assert 'aihpa_saturation_risk{deployment="web",namespace="default"} 0.02' in text
+    share = [line for line in text.splitlines() if line.startswith('aihpa_saturated_share{deployment="web"')]
+    assert len(share) == 1 and 0.0 < float(share[0].split()[-1]) < 1.0

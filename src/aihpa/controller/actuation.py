@@ -87,7 +87,8 @@ class Actuator:
             scorings = p.policy.scorings
             candidate = scorings[w.state.choice].label if 0 <= w.state.choice < len(scorings) else None
             await self._write_status(w, decision, reactive=p.reactive, usage=p.usage, now=now, mode=p.mode,
-                                     forecaster=forecaster, candidate=candidate if p.mode != "reactive" else None)
+                                     risk=p.policy.risk, forecaster=forecaster,
+                                     candidate=candidate if p.mode != "reactive" else None)
         _log_decision(p, applied=applied, first=first)
         return p.result(applied=applied)
 
@@ -110,8 +111,9 @@ class Actuator:
 
     async def _write_status(
         self, w: Workload, decision: Decision, *, reactive: int, usage: float | None, now: float, mode: str,
-        forecaster: Forecaster, candidate: str | None = None,
+        forecaster: Forecaster, risk: float, candidate: str | None = None,
     ) -> None:
+        share = w.saturated_share
         forecast: dict[str, Any] | None = None
         if w.forecast is not None:
             f = np.asarray(w.forecast, dtype=np.float64)
@@ -131,6 +133,9 @@ class Actuator:
             "candidate": candidate,
             "mode": mode,
             "model": forecaster.version,
+            # the SLO: the risk it is sized to, and the realized share of short steps over the last day
+            "slo": {"risk": risk, "saturated_share": None if share is None else round(share, 4),
+                    "steps": len(w.short_steps)},
         }
         key = json.dumps([decision.replicas, reactive, mode, decision.kind.value, decision.limited_by,
                           _NUMBERS.sub("#", decision.reason)])

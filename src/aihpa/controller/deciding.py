@@ -175,6 +175,11 @@ def decide(
             decision, w.state = policy.decide(obs, w.state, forecast=forecast, quantiles=forecaster.quantiles)
         w.last_kind = decision.kind
         w.profile[int((now % 86400) // PROFILE_SLOT_S)] = decision.replicas
+        # the SLO: was the step that just ended short of CPU? (usage at what the ready pods may use)
+        may_use = PodCpu(request=w.request_cores, limit=pod_cpu(w.obj, "limits")).may_use
+        w.short_steps.append(obs.pods_with_metrics > 0 and usage >= obs.pods_with_metrics * may_use * (1 - 1e-9))
+        metrics.saturation_risk.labels(w.ref.namespace, w.ref.name).set(policy.risk)
+        metrics.saturated_share.labels(w.ref.namespace, w.ref.name).set(w.saturated_share or 0.0)
     metrics.decisions.labels(reason=decision.kind.value).inc()
     metrics.replicas.labels(w.ref.namespace, w.ref.name, "current").set(current)
     metrics.replicas.labels(w.ref.namespace, w.ref.name, "desired").set(decision.replicas)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,8 @@ __all__ = ["PROFILE_SLOTS", "PROFILE_SLOT_S", "Workload", "object_key", "pod_cpu
 # the replica profiles published for the webhook: one count per 15-minute slot of the day
 PROFILE_SLOT_S = 900
 PROFILE_SLOTS = 86400 // PROFILE_SLOT_S
+# the realized saturation is reported over the last day of model steps (at the default 60 s step)
+SLO_WINDOW_STEPS = 1440
 
 
 @dataclass
@@ -34,6 +37,13 @@ class Workload:
     last_step_decided: int | None = None
     # the rule of the last model step's decision: between steps, the safety net follows it
     last_kind: DecisionKind | None = None
+    # whether each model step of the last day was short of CPU (usage at what the ready pods may use): the SLO
+    short_steps: deque[bool] = field(default_factory=lambda: deque(maxlen=SLO_WINDOW_STEPS))
+
+    @property
+    def saturated_share(self) -> float | None:
+        """The realized share of short model steps over the window (None before the first step)."""
+        return sum(self.short_steps) / len(self.short_steps) if self.short_steps else None
     forecast: np.ndarray | None = None  # [horizon, quantiles] in cores
     last_forecast: float | None = None  # the median for the next step, from the last forecast
     profile: list[int] = field(default_factory=lambda: [-1] * PROFILE_SLOTS)
