@@ -65,3 +65,33 @@ def test_series_too_short_for_a_window_are_refused(small_cfg: ModelConfig, fast_
     short = Series(name="short", values=np.ones(10, dtype=np.float32), step_s=60.0)
     with pytest.raises(ValueError, match="long enough"):
         train([short], small_cfg, fast_train)
+
+
+def test_the_shortest_trainable_series_is_what_min_training_points_says(
+    small_cfg: ModelConfig, fast_train: TrainConfig
+) -> None:
+    from aihpa.forecast.train import min_training_points
+
+    need = min_training_points(small_cfg, fast_train)
+    assert need > small_cfg.window + small_cfg.horizon  # validation windows come after the training ones
+    series = daily_series(need)
+    cfg = dataclasses.replace(fast_train, max_steps=2, eval_every=1)
+    assert train([series], small_cfg, cfg).data[0]["points"] == need
+    shorter = Series(name="short", values=series.values[: need - 1], step_s=series.step_s)
+    with pytest.raises(ValueError) as refused:
+        train([shorter], small_cfg, cfg)
+    # in rows and in time, as the user's file counts them (30-minute steps here)
+    message = str(refused.value)
+    assert f"has {need - 1} rows (" in message and f"at least {need} rows (" in message
+    assert "at 1800 s)" in message
+
+
+def test_progress_is_plain_lines_on_stderr_when_it_is_not_a_terminal(
+    small_cfg: ModelConfig, fast_train: TrainConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = dataclasses.replace(fast_train, max_steps=40, eval_every=20, patience=10, progress=True)
+    train([daily_series(600)], small_cfg, cfg)
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.startswith("training: ")]
+    assert [line.split(",")[0] for line in lines] == ["training: step 20/40", "training: step 40/40"]
+    assert all("validation pinball" in line for line in lines) and captured.out == ""
