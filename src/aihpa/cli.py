@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "forecast": "aihpa.forecast.cli",
     "evaluate": "aihpa.forecast.cli",
     "controller": "aihpa.controller_cli",
+    "status": "aihpa.status.cli",
     "webhook": "aihpa.webhook.cli",
     "certs": "aihpa.webhook.cli",
     "backtest": "aihpa.backtest.cli",
