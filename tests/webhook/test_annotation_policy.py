@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from aihpa.annotations import (
@@ -153,3 +155,47 @@ def test_written_annotations_parse_back_to_the_same_policy_and_text(annotations:
 )
 def test_only_the_exact_string_true_opts_in(labels: object, enabled: bool) -> None:
     assert is_enabled(labels) is enabled
+
+
+# (annotations, expected (metric, target), expected warning fragments): a metric and its per-pod target go together
+METRIC_CASES: list[tuple[dict[str, object], tuple[str | None, float | None], list[str]]] = [
+    ({"aihpa/metric": "rps", "aihpa/metric-target": "100"}, ("rps", 100.0), []),
+    ({"aihpa/metric": " queue.depth-v2 ", "aihpa/metric-target": " 2.5 "}, ("queue.depth-v2", 2.5), []),
+    ({"aihpa/metric": "rps", "aihpa/metric-target": "1e3"}, ("rps", 1000.0), []),
+    ({"aihpa/metric": "rps"}, (None, None), ["aihpa/metric needs aihpa/metric-target (the per-pod target)"]),
+    ({"aihpa/metric-target": "100"}, (None, None), ["aihpa/metric-target needs aihpa/metric beside it"]),
+    ({"aihpa/metric": "rps", "aihpa/metric-target": "0"}, (None, None),
+     ["aihpa/metric-target='0' must be a positive number; scaling on CPU"]),
+    ({"aihpa/metric": "rps", "aihpa/metric-target": "-5"}, (None, None), ["aihpa/metric-target='-5'"]),
+    ({"aihpa/metric": "rps", "aihpa/metric-target": "inf"}, (None, None), ["aihpa/metric-target='inf'"]),
+    ({"aihpa/metric": "rps", "aihpa/metric-target": "100rps"}, (None, None), ["aihpa/metric-target='100rps'"]),
+    ({"aihpa/metric": "requests per second", "aihpa/metric-target": "100"}, (None, None),
+     ["aihpa/metric='requests per second' must be a query name"]),
+    ({"aihpa/metric": "-rps", "aihpa/metric-target": "100"}, (None, None), ["aihpa/metric='-rps'"]),
+    ({"aihpa/metric": "r" * 64, "aihpa/metric-target": "100"}, (None, None), ["aihpa/metric="]),
+    ({"aihpa/metric": 5, "aihpa/metric-target": "100"}, (None, None), ["aihpa/metric must be a string"]),
+]
+
+
+@pytest.mark.parametrize(("annotations", "expected", "warned"), METRIC_CASES)
+def test_a_metric_and_its_per_pod_target_are_parsed_together_or_fall_back_to_cpu(
+    annotations: dict[str, object], expected: tuple[str | None, float | None], warned: list[str]
+) -> None:
+    parsed = parse_policy(annotations, defaults=DEFAULTS)
+    assert (parsed.policy.metric, parsed.policy.metric_target) == expected
+    assert len(parsed.warnings) == len(warned)
+    for fragment, warning in zip(warned, parsed.warnings, strict=True):
+        assert fragment in warning
+        assert warning.endswith("scaling on CPU")
+    # the rest of the policy is untouched either way
+    assert replace(parsed.policy, metric=None, metric_target=None) == DEFAULT_POLICY
+
+
+def test_a_metric_is_written_back_only_when_set_and_parses_back_the_same() -> None:
+    assert "aihpa/metric" not in policy_annotations(DEFAULT_POLICY)
+    assert "aihpa/metric-target" not in policy_annotations(DEFAULT_POLICY)
+    policy = parse_policy({"aihpa/metric": "rps", "aihpa/metric-target": "120.50"}, defaults=DEFAULTS).policy
+    written = policy_annotations(policy)
+    assert written["aihpa/metric"] == "rps" and written["aihpa/metric-target"] == "120.5"
+    again = parse_policy(written, defaults=DEFAULTS)
+    assert again.policy == policy and again.warnings == ()
