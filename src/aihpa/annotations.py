@@ -26,19 +26,25 @@ __all__ = [
     "ANNOTATION_INITIAL_FORECAST",
     "ANNOTATION_MANAGED",
     "ANNOTATION_MAX_REPLICAS",
+    "ANNOTATION_METRIC",
+    "ANNOTATION_METRIC_TARGET",
     "ANNOTATION_MIN_REPLICAS",
     "ANNOTATION_MODE",
     "ANNOTATION_MODEL_VERSION",
+    "ANNOTATION_ORIGINAL_MIN_REPLICAS",
     "ANNOTATION_REQUESTED_REPLICAS",
     "ANNOTATION_SATURATION_RISK",
     "ANNOTATION_SCALE_DOWN_STABILIZATION",
     "ANNOTATION_STATUS",
     "ANNOTATION_TARGET_UTILIZATION",
     "ANNOTATION_TOLERANCE",
+    "ANNOTATION_WITH_HPA",
     "LABEL_ENABLED",
+    "MAX_METRIC_NAME_CHARS",
     "MAX_SATURATION_RISK",
     "MAX_STABILIZATION_S",
     "MAX_VALUE_CHARS",
+    "METRIC_NAME",
     "MODES",
     "POLICY_KEYS",
     "PREFIX",
@@ -63,6 +69,14 @@ ANNOTATION_MODE: Final = "aihpa/mode"
 ANNOTATION_SCALE_DOWN_STABILIZATION: Final = "aihpa/scale-down-stabilization"
 ANNOTATION_TOLERANCE: Final = "aihpa/tolerance"
 ANNOTATION_SATURATION_RISK: Final = "aihpa/saturation-risk"
+# scale on a named query of the controller (`--metric-query NAME=PROMQL`) with a per-pod target in its unit, as the
+# HPA's Pods metrics do; both or neither (neither: CPU)
+ANNOTATION_METRIC: Final = "aihpa/metric"
+ANNOTATION_METRIC_TARGET: Final = "aihpa/metric-target"
+# beside an HPA that targets the same Deployment: "skip" (leave it alone) or "floor" (set the HPA's minReplicas)
+ANNOTATION_WITH_HPA: Final = "aihpa/with-hpa"
+# on an HPA whose floor aihpa sets: the user's own minReplicas, written back when aihpa stops
+ANNOTATION_ORIGINAL_MIN_REPLICAS: Final = "aihpa/original-min-replicas"
 
 ANNOTATION_MANAGED: Final = "aihpa/managed"
 ANNOTATION_MODEL_VERSION: Final = "aihpa/model-version"
@@ -78,6 +92,9 @@ POLICY_KEYS: Final = (
     ANNOTATION_SCALE_DOWN_STABILIZATION,
     ANNOTATION_TOLERANCE,
     ANNOTATION_SATURATION_RISK,
+    ANNOTATION_WITH_HPA,
+    ANNOTATION_METRIC,
+    ANNOTATION_METRIC_TARGET,
 )
 WEBHOOK_KEYS: Final = (
     ANNOTATION_MANAGED,
@@ -89,6 +106,8 @@ _KNOWN_KEYS: Final = frozenset((*POLICY_KEYS, *WEBHOOK_KEYS, ANNOTATION_STATUS))
 
 Mode = Literal["predictive", "reactive", "dry-run"]
 MODES: Final[tuple[Mode, ...]] = ("predictive", "reactive", "dry-run")
+WithHpa = Literal["skip", "floor"]
+WITH_HPA: Final[tuple[WithHpa, ...]] = ("skip", "floor")
 
 # The HPA caps behavior.scaleDown.stabilizationWindowSeconds at one hour; the annotation mirrors that field.
 MAX_STABILIZATION_S: Final = 3600
@@ -107,6 +126,9 @@ MAX_VALUE_CHARS: Final = 256
 # int32 has at most 10 decimal digits: a longer digit string is out of range whatever it says.
 _MAX_INT_DIGITS: Final = 10
 # A plain decimal number: no sign, no "_" separators, no nan/inf, ASCII digits only (float() takes all of those).
+# A metric's name, as in `--metric-query NAME=PROMQL`: what a label value may hold, so a chart key fits too.
+MAX_METRIC_NAME_CHARS: Final = 63
+METRIC_NAME: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?")
 _DECIMAL: Final = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?")
 
 T = TypeVar("T")
@@ -166,6 +188,11 @@ class Policy:
     # the HPA tolerance band on both sides of the target (1 - t <= usage ratio <= 1 + t: no change)
     tolerance: float = _DEFAULT_TOLERANCE
     saturation_risk: float = DEFAULT_SATURATION_RISK
+    # beside an HPA targeting the same Deployment: leave it alone ("skip") or set its floor ("floor")
+    with_hpa: WithHpa = "skip"
+    # the named query the workload scales on (None: CPU), and the per-pod target in that query's unit (set together)
+    metric: str | None = None
+    metric_target: float | None = None
 
     def clamp(self, replicas: int) -> int:
         return max(self.min_replicas, min(self.max_replicas, replicas))
@@ -264,6 +291,71 @@ def _parse_risk(raw: str) -> float | _Invalid:
     return value
 
 
+def _parse_with_hpa(raw: str) -> WithHpa | _Invalid:
+    text = raw.strip()
+    for value in WITH_HPA:
+        if text == value:
+            return value
+    return _Invalid("must be one of " + ", ".join(WITH_HPA))
+
+
+def _parse_metric(raw: str) -> str | _Invalid:
+    text = raw.strip()
+    if not METRIC_NAME.fullmatch(text):
+        return _Invalid(f"must be a query name (letters, digits, '-', '_', '.'; at most {MAX_METRIC_NAME_CHARS})")
+    return text
+
+
+def _parse_metric_target(raw: str) -> float | _Invalid:
+    text = raw.strip()
+    why = _Invalid("must be a positive number")
+    if not _DECIMAL.fullmatch(text):
+        return why
+    try:
+        value = float(text)
+    except (ValueError, OverflowError):
+        return why
+    if not (math.isfinite(value) and value > 0.0):
+        return why
+    return value
+
+
+def _metric_pair(given: Mapping[str, object], warnings: list[str]) -> tuple[str | None, float | None]:
+    """The metric and its per-pod target, both or neither: a bad or lone value is one warning and CPU."""
+    values: dict[str, object] = {}
+    bad = False
+    for key, parse in ((ANNOTATION_METRIC, _parse_metric), (ANNOTATION_METRIC_TARGET, _parse_metric_target)):
+        if key not in given:
+            continue
+        raw = given[key]
+        if not isinstance(raw, str):
+            warnings.append(f"{key} must be a string; scaling on CPU")
+            bad = True
+        elif len(raw) > MAX_VALUE_CHARS:
+            warnings.append(f"{key} is {len(raw)} characters long (at most {MAX_VALUE_CHARS}); scaling on CPU")
+            bad = True
+        else:
+            parsed = parse(raw)
+            if isinstance(parsed, _Invalid):
+                warnings.append(f"{key}={_quote(raw)} {parsed.reason}; scaling on CPU")
+                bad = True
+            else:
+                values[key] = parsed
+    metric, target = values.get(ANNOTATION_METRIC), values.get(ANNOTATION_METRIC_TARGET)
+    if bad:
+        return None, None
+    if metric is None and target is not None:
+        warnings.append(f"{ANNOTATION_METRIC_TARGET} needs {ANNOTATION_METRIC} beside it; scaling on CPU")
+        return None, None
+    if metric is not None and target is None:
+        warnings.append(f"{ANNOTATION_METRIC} needs {ANNOTATION_METRIC_TARGET} (the per-pod target) beside it; "
+                        "scaling on CPU")
+        return None, None
+    if isinstance(metric, str) and isinstance(target, float):
+        return metric, target
+    return None, None
+
+
 def _parse_tolerance(raw: str) -> float | _Invalid:
     text = raw.strip()
     if not _DECIMAL.fullmatch(text):
@@ -322,6 +414,9 @@ def parse_policy(annotations: Mapping[str, object] | object, *, defaults: Policy
     )
     tolerance, _ = field_value(ANNOTATION_TOLERANCE, _parse_tolerance, _DEFAULT_TOLERANCE)
     risk, _ = field_value(ANNOTATION_SATURATION_RISK, _parse_risk, defaults.saturation_risk)
+    no_hpa: WithHpa = "skip"
+    with_hpa, _ = field_value(ANNOTATION_WITH_HPA, _parse_with_hpa, no_hpa)
+    metric, metric_target = _metric_pair(given, warnings)
 
     if min_replicas > max_replicas:
         # Revert only what the user set: the defaults are consistent by construction, so the result always is.
@@ -347,6 +442,9 @@ def parse_policy(annotations: Mapping[str, object] | object, *, defaults: Policy
         scale_down_stabilization_s=stabilization,
         tolerance=tolerance,
         saturation_risk=risk,
+        with_hpa=with_hpa,
+        metric=metric,
+        metric_target=metric_target,
     )
     return ParsedPolicy(policy=policy, warnings=tuple(warnings))
 
@@ -373,4 +471,9 @@ def policy_annotations(policy: Policy) -> dict[str, str]:
     }
     if policy.tolerance != _DEFAULT_TOLERANCE:
         written[ANNOTATION_TOLERANCE] = _format(policy.tolerance)
+    if policy.with_hpa != "skip":
+        written[ANNOTATION_WITH_HPA] = policy.with_hpa
+    if policy.metric is not None and policy.metric_target is not None:
+        written[ANNOTATION_METRIC] = policy.metric
+        written[ANNOTATION_METRIC_TARGET] = _format(policy.metric_target)
     return written

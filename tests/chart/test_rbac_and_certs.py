@@ -41,7 +41,7 @@ def rules_of(role: Obj) -> set[Rule]:
 CONTROLLER_WORKLOAD_RULES = {
     rule("apps", "deployments", "list watch patch"),
     rule("apps", "deployments/scale", "get patch"),
-    rule("autoscaling", "horizontalpodautoscalers", "list watch"),
+    rule("autoscaling", "horizontalpodautoscalers", "list watch patch"),
     rule("", "events", "create patch"),
     rule("metrics.k8s.io", "pods", "list"),
 }

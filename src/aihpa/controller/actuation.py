@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from aihpa.annotations import ANNOTATION_STATUS
+from aihpa.controller import coexist
 from aihpa.controller.deciding import PendingAction, WorkloadDecision
 from aihpa.controller.outbox import EventOutbox
 from aihpa.controller.settings import ControllerSettings
@@ -76,7 +77,10 @@ class Actuator:
         w, decision, current = p.workload, p.decision, p.current
         first = not w.status_written
         applied = False
-        if p.mode != "dry-run" and decision.replicas != current:
+        if p.mode == "hpa-floor":
+            if decision.kind is not DecisionKind.HOLD:
+                applied = await self._set_floor(w, decision)
+        elif p.mode != "dry-run" and decision.replicas != current:
             applied = await self._apply(w, decision, current=current)
             if applied and decision.kind is DecisionKind.SAFETY_NET:
                 # the policies record the scale events of their own decisions; this one the rate limits must see too
@@ -91,6 +95,23 @@ class Actuator:
                                      candidate=candidate if p.mode != "reactive" else None)
         _log_decision(p, applied=applied, first=first)
         return p.result(applied=applied)
+
+    async def _set_floor(self, w: Workload, decision: Decision) -> bool:
+        """Beside an HPA: its minReplicas becomes this decision's count (clamped by `coexist.set_floor`)."""
+        try:
+            result = await coexist.set_floor(self.client, namespace=w.ref.namespace, name=w.ref.name,
+                                             floor=decision.replicas)
+        except K8sError as exc:
+            logger.warning("%s: HPA floor %d not set: %s", w.key, decision.replicas, exc)
+            self.metrics.errors.labels(kind="hpa-floor").inc()
+            return False
+        if result is None or not result.changed:
+            return False
+        self.outbox.about(w, "Normal", "HPAFloorSet",
+                          f"HPA {result.hpa} minReplicas {result.before} -> {result.after} (aihpa's count "
+                          f"{decision.replicas}, within the user's {result.user_min}..{result.max_replicas}; the HPA "
+                          f"keeps scaling above it): {decision.reason}")
+        return True
 
     async def _apply(self, w: Workload, decision: Decision, *, current: int) -> bool:
         try:

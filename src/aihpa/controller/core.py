@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aihpa.clock import Clock, SystemClock
-from aihpa.controller import forecasting, publishing
+from aihpa.controller import coexist, forecasting, publishing
 from aihpa.controller.actuation import Actuator
 from aihpa.controller.cache import WorkloadCache
 from aihpa.controller.deciding import WorkloadDecision, decide, select
@@ -39,6 +39,7 @@ from aihpa.controller.settings import ControllerSettings, check_model_step
 from aihpa.controller.workload import Workload
 from aihpa.forecast.forecaster import Forecaster
 from aihpa.k8s.client import KubeClient
+from aihpa.k8s.errors import K8sError
 from aihpa.k8s.events import EventRecorder
 from aihpa.k8s.leader import LeaderElector
 from aihpa.lifecycle import Challenge, DriftMonitor
@@ -79,6 +80,8 @@ class Controller:
         settings = settings or ControllerSettings()
         check_model_step(settings, forecaster)
         self.client = client
+        # the model step at which the HPA floors aihpa set were last checked (`_restore_hpa_floors`)
+        self._floors_checked: int | None = None
         self.metrics_source = metrics
         self.clock = clock or client.clock or SystemClock()
         self.metrics = observability or ControllerMetrics()
@@ -195,6 +198,10 @@ class Controller:
         self._tasks = []
         await self.cache.stop()
         await self.models.stop()
+        if self.is_leader and any(w.beside_hpa for w in self.workloads.values()):
+            # shutting down: the HPAs whose floor aihpa set get their users' own minimum back
+            with contextlib.suppress(K8sError):
+                await coexist.restore_all(self.client, namespace=self.settings.watch_namespace)
         if self.settings.history_file:
             publishing.save_history(self._history, Path(self.settings.history_file))
 
@@ -243,6 +250,9 @@ class Controller:
             decisions = await bounded((self.actuator.actuate(p, now=now, forecaster=forecaster) for p in pending),
                                       limit=settings.api_concurrency)
             await self.outbox.flush(concurrency=settings.api_concurrency)
+            if self._floors_checked != step:
+                self._floors_checked = step
+                await self._restore_hpa_floors(active)
             self.models.maybe_challenge(now)
             if self._last_publish is None or now - self._last_publish >= settings.publish_every_s:
                 self._last_publish = now
@@ -258,6 +268,15 @@ class Controller:
         self.metrics.cycle.observe(asyncio.get_running_loop().time() - started)
         self._last_cycle = now
         return CycleReport(time=now, decisions=tuple(decisions), forecasted=forecasted, skipped=skipped)
+
+    async def _restore_hpa_floors(self, active: list[Workload]) -> None:
+        """Once a model step: give back the floor of every HPA whose workload no longer coexists with aihpa."""
+        try:
+            await coexist.restore_stale(self.client, coexisting={w.key for w in active if w.beside_hpa},
+                                        namespace=self.settings.watch_namespace)
+        except K8sError as exc:
+            logger.warning("HPA floors not checked: %s", exc)
+            self.metrics.errors.labels(kind="hpa-floor").inc()
 
     async def _forecast(self, workloads: list[Workload], *, now: float) -> int:
         """One batched forecast for the workloads at a new model step; a promoted model on probation is judged on

@@ -78,12 +78,14 @@ def select(
     skipped: dict[str, str] = {}
     active: list[Workload] = []
     for w in workloads:
-        if w.key in hpa_targets:
+        w.beside_hpa = w.key in hpa_targets and w.parsed.policy.with_hpa == "floor"
+        if w.key in hpa_targets and not w.beside_hpa:
             skipped[w.key] = "targeted by a HorizontalPodAutoscaler"
             if not w.hpa_warned:
                 w.hpa_warned = True
                 outbox.about(w, "Warning", "HPAConflict",
-                             "a HorizontalPodAutoscaler also targets this Deployment: aihpa leaves it alone")
+                             "a HorizontalPodAutoscaler also targets this Deployment: aihpa leaves it alone (annotate "
+                             "it aihpa/with-hpa=floor to let aihpa raise the HPA's minReplicas ahead of load)")
             continue
         w.hpa_warned = False
         if w.request_cores is None:
@@ -141,7 +143,9 @@ def decide(
 ) -> PendingAction:
     """The decision for one workload at model step `step`; the workload's policy state moves on with it."""
     policy = policy_for(w, settings=settings, min_history=forecaster.min_history)
-    mode = "dry-run" if settings.dry_run else w.parsed.policy.mode
+    mode: str = "dry-run" if settings.dry_run else w.parsed.policy.mode
+    if w.beside_hpa and mode == "predictive":
+        mode = "hpa-floor"  # the HPA scales; aihpa sets its floor (`coexist`)
     current = w.replicas
     series = history.series(w.key)
     obs = Observation(
@@ -158,6 +162,10 @@ def decide(
     reactive = hpa.recommend(obs)[0] if usage is not None else current
     if usage is None:
         decision = hold_without_metric(current=current)
+    elif w.last_step_decided == step and mode == "hpa-floor":
+        # beside an HPA, the HPA itself reacts between model steps: aihpa only moves its floor once a step
+        decision = Decision(replicas=current, recommended=current, kind=DecisionKind.HOLD,
+                            reason="between model steps the HPA scales; aihpa sets its floor once a step")
     elif w.last_step_decided == step:
         # between model steps only the rule in force may add pods: the HPA at the workload's target in reactive mode
         # and while the predictive policy falls back on it (no forecast trusted yet); else the HPA at what pods may

@@ -37,6 +37,8 @@ class Workload:
     last_step_decided: int | None = None
     # the rule of the last model step's decision: between steps, the safety net follows it
     last_kind: DecisionKind | None = None
+    # an HPA targets it too and it asked aihpa to set that HPA's floor (`aihpa/with-hpa: floor`): see `coexist`
+    beside_hpa: bool = False
     # whether each model step of the last day was short of CPU (usage at what the ready pods may use): the SLO
     short_steps: deque[bool] = field(default_factory=lambda: deque(maxlen=SLO_WINDOW_STEPS))
 

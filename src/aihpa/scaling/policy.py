@@ -409,6 +409,10 @@ class PredictivePolicy:
     def _trail_length(self) -> int:
         return 1 + max(self.volatility_window, *(max(s.volatility_window, s.hold) for s in self.scorings))
 
+    def _per_pod(self) -> float:
+        """What one pod may use (cores): the request times the target utilization the count is sized to."""
+        return self.target_utilization * self.request_per_pod
+
     def _pods(self, capacity: float, floor: int) -> int:
         """The pods that hold `capacity` cores at the target utilization, at least `floor`."""
         need = math.ceil(max(capacity, 0.0) / (self.target_utilization * self.request_per_pod) - 1e-9)
@@ -673,12 +677,12 @@ class PredictivePolicy:
             reason = (
                 f"{scoring.label}: peak usage of the last {scoring.hold} sample(s) {peak_base:.2f} cores at "
                 f"a calibrated target of {target:.0%} ({headroom_text}) is {peak:.2f} cores, needs "
-                f"{predicted} pods at {self.target_utilization:.0%}"
+                f"{predicted} pods of {self._per_pod():.3g} cores"
             )
         else:
             reason = (
                 f"forecast peak {peak_base:.2f} cores over {self.lead_steps} step(s), {peak:.2f} with "
-                f"headroom ({headroom_text}), needs {predicted} pods at {self.target_utilization:.0%}"
+                f"headroom ({headroom_text}), needs {predicted} pods of {self._per_pod():.3g} cores"
             )
         return _Proposal(predicted, reason + self._selection_text(state), DecisionKind.FORECAST)
 
