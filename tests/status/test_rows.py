@@ -58,7 +58,8 @@ def test_json_carries_every_field_of_the_status() -> None:
     data = row_from_deployment(deployment(STATUS), now=NOW).to_json()
     assert data["replicas"] == {"current": 5, "ready": 4, "desired": 5, "min": 1, "max": 100, "reactive": 3}
     assert data["forecast"] == STATUS["forecast"] and data["slo"] == STATUS["slo"]
-    assert (data["usage"], data["reason"], data["time"], data["age_s"]) == (2.3456, STATUS["reason"], STATUS["time"], 80)
+    assert (data["usage"], data["reason"], data["time"]) == (2.3456, STATUS["reason"], STATUS["time"])
+    assert data["age_s"] == 80
     assert data["pending"] is False and data["model"] == "bilstm-7" and data["candidate"] == "forecast"
     json.dumps(data)  # plain JSON
 
@@ -124,6 +125,11 @@ def test_the_sparkline_keeps_the_highest_sample_of_a_cell_and_drops_what_is_outs
     sparks = sparkline(samples, now=NOW, window_s=3600, width=3)
     assert "".join(s.char for s in sparks) == "  █"
     assert sparkline([], now=NOW) == [(" ", "none")] * 30
+
+
+def test_samples_one_cell_apart_fill_neighbouring_cells() -> None:
+    samples = [Sample(NOW - 120 * k, 1.0) for k in range(5)]
+    assert "".join(s.char for s in sparkline(samples, now=NOW, window_s=3600, width=30)) == " " * 25 + "█" * 5
 
 
 def test_the_history_keeps_one_hour_per_workload_and_forgets_a_deployment_that_went_away() -> None:

@@ -345,14 +345,16 @@ def sparkline(samples: Iterable[Sample], *, now: float, window_s: float = SPARK_
     """
     if width <= 0 or window_s <= 0:
         return []
-    start = now - window_s
+    cell_s = window_s / width
     usage: list[float | None] = [None] * width
     lows: list[float | None] = [None] * width
     highs: list[float | None] = [None] * width
     for s in samples:
-        if not start <= s.time <= now:
+        age = now - s.time
+        if not 0 <= age < window_s:
             continue
-        i = min(width - 1, int((s.time - start) / window_s * width))
+        # the last cell holds (now - cell_s, now]: samples one cell apart never share one
+        i = width - 1 - min(width - 1, math.floor(age / cell_s + 1e-9))
         if s.usage is not None and math.isfinite(s.usage):
             usage[i] = s.usage if usage[i] is None else max(s.usage, usage[i] or 0.0)
         if s.low is not None and s.high is not None:
