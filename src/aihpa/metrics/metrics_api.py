@@ -4,7 +4,8 @@ Pods are selected by the Deployment's own label selector (matchLabels and matchE
 sent to the API server as a labelSelector when a namespace has few workloads, or, when it has many, matched here
 against the labels of one PodMetrics list of the whole namespace (metrics-server copies pod labels onto PodMetrics),
 so a cycle costs one request per namespace instead of one per workload. A workload with no PodMetrics, or a
-failed request, is reported unknown (None), which the controller never treats as zero.
+failed request, is reported unknown (None), which the controller never treats as zero; so is a workload that scales
+on a named metric (`WorkloadRef.metric`): metrics.k8s.io has CPU only (`aihpa.metrics.routing` sends those elsewhere).
 
 Adapter layer: network I/O through `aihpa.k8s.KubeClient`; no decisions here.
 """
@@ -115,7 +116,12 @@ class MetricsAPISource:
     async def usage(self, workloads: Sequence[WorkloadRef], *, at: float | None = None) -> dict[str, float | None]:
         """Current usage (metrics-server has no history: `at` is ignored)."""
         groups: dict[str, list[WorkloadRef]] = {}
+        out: dict[str, float | None] = {}
         for w in workloads:
+            if w.metric is not None:  # not CPU: not this source's to answer, and never a CPU figure in its place
+                out[w.key] = None
+                self.pods.pop(w.key, None)
+                continue
             groups.setdefault(w.namespace, []).append(w)
         jobs: list[Awaitable[list[PodUsage | None]]] = []
         for ns, group in groups.items():
@@ -126,7 +132,6 @@ class MetricsAPISource:
         answers = await asyncio.gather(*jobs)
         ordered = [w for group in groups.values() for w in group]
         results = [r for answer in answers for r in answer]
-        out: dict[str, float | None] = {}
         for w, r in zip(ordered, results, strict=True):
             out[w.key] = None if r is None else r.cores
             if r is not None:

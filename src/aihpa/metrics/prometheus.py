@@ -1,9 +1,13 @@
 """Prometheus as a metrics source: instant queries for the current usage, range queries to rebuild history.
 
-The query is a template (`string.Template`, `$name` placeholders) so operators can match their own labels. The
-default sums `container_cpu_usage_seconds_total` rates over the containers of the Deployment's pods, recognised by
-the pod names a Deployment gives them (`<deployment>-<replicaset hash>-<suffix>`): Prometheus does not see
-Deployment selectors, and the name pattern also finds pods that no longer exist, which a backfill needs.
+The query is a template (`string.Template`, `$name` placeholders) so operators can match their own labels. Besides
+the CPU query, named queries (`queries`, the controller's `--metric-query NAME=PROMQL`) serve workloads that scale on
+another metric (`WorkloadRef.metric`, e.g. requests per second from an ingress); a workload naming a query the source
+does not have is unknown (None), never zero.
+
+The CPU default sums `container_cpu_usage_seconds_total` rates over the containers of the Deployment's pods,
+recognised by the pod names a Deployment gives them (`<deployment>-<replicaset hash>-<suffix>`): Prometheus does not
+see Deployment selectors, and the name pattern also finds pods that no longer exist, which a backfill needs.
 
 Adapter layer: it does network I/O (aiohttp) and nothing else; no scaling logic lives here.
 """
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from string import Template
 from typing import Any
 
@@ -22,12 +26,29 @@ import numpy.typing as npt
 
 from aihpa.metrics.source import MetricsError, WorkloadRef
 
-__all__ = ["DEFAULT_QUERY", "PrometheusSource"]
+__all__ = ["DEFAULT_QUERY", "PLACEHOLDERS", "PrometheusSource", "check_template"]
 
 DEFAULT_QUERY = (
     'sum(rate(container_cpu_usage_seconds_total{namespace="$namespace",pod=~"$pod_regex",'
     'container!="",container!="POD"}[$rate_window]))'
 )
+#: what a query template may use, each filled in per workload
+PLACEHOLDERS = ("namespace", "name", "pod_regex", "rate_window")
+
+
+def check_template(query: str) -> Template:
+    """The query as a template; ValueError naming the problem when it uses a placeholder other than PLACEHOLDERS
+    or a lone "$" (caught when the controller starts, not as a failed query every cycle)."""
+    template = Template(query)
+    if not query.strip():
+        raise ValueError("the query is empty")
+    for match in template.pattern.finditer(query):
+        name = match.group("named") or match.group("braced")
+        if match.group("invalid") is not None:
+            raise ValueError(f"a lone '$' at character {match.start('invalid')} (write $$ for a literal $)")
+        if name is not None and name not in PLACEHOLDERS:
+            raise ValueError(f"unknown placeholder ${name} (known: {', '.join('$' + p for p in PLACEHOLDERS)})")
+    return template
 
 
 class PrometheusSource:
@@ -38,13 +59,16 @@ class PrometheusSource:
         url: str,
         *,
         query: str = DEFAULT_QUERY,
+        queries: Mapping[str, str] | None = None,
         rate_window: str = "2m",
         timeout_s: float = 5.0,
         concurrency: int = 16,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         self._url = url.rstrip("/")
-        self._template = Template(query)
+        self._template = check_template(query)
+        # named queries for workloads that scale on another metric than CPU
+        self._queries = {name: check_template(q) for name, q in (queries or {}).items()}
         self._rate_window = rate_window
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._sem = asyncio.Semaphore(concurrency)
@@ -62,9 +86,22 @@ class PrometheusSource:
             await self._session.close()
             self._session = None
 
+    @property
+    def metric_names(self) -> frozenset[str]:
+        """The named queries this source serves besides CPU."""
+        return frozenset(self._queries)
+
     def query_for(self, workload: WorkloadRef) -> str:
-        """The PromQL for one workload (placeholders: namespace, name, pod_regex, rate_window)."""
-        return self._template.substitute(
+        """The PromQL for one workload (placeholders: namespace, name, pod_regex, rate_window): its metric's named
+        query, else the CPU query. MetricsError for a metric this source has no query for."""
+        template = self._template
+        if workload.metric is not None:
+            found = self._queries.get(workload.metric)
+            if found is None:
+                known = ", ".join(sorted(self._queries)) or "none"
+                raise MetricsError(f"no query named {workload.metric!r} (known: {known})")
+            template = found
+        return template.substitute(
             namespace=workload.namespace,
             name=workload.name,
             pod_regex=f"{workload.name}-[a-z0-9]+-[a-z0-9]+",

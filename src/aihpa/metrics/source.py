@@ -1,7 +1,9 @@
-"""What the controller asks of a metrics backend: each workload's total CPU usage, in cores.
+"""What the controller asks of a metrics backend: each workload's total usage, in cores or in its metric's unit.
 
-A workload's usage is the sum over the pods that its Deployment's selector matches. `None` means unknown (the
-backend has no data for it, or could not be asked): the controller treats that as "do not scale down", never as zero.
+A workload's usage is the sum over the pods that its Deployment's selector matches: CPU cores by default, or the value
+of the named query it chose (`WorkloadRef.metric`, e.g. requests per second) in that query's unit. `None` means
+unknown (the backend has no data for it, does not know its metric, or could not be asked): the controller treats that
+as "do not scale down", never as zero.
 """
 
 from __future__ import annotations
@@ -14,7 +16,14 @@ from aihpa.errors import AihpaError
 from aihpa.labels import selector_matches as labels_match
 from aihpa.labels import selector_to_string
 
-__all__ = ["MetricsError", "MetricsSource", "WorkloadRef", "selector_matches", "selector_to_string"]
+__all__ = [
+    "MetricsError",
+    "MetricsSource",
+    "WorkloadRef",
+    "known_metrics",
+    "selector_matches",
+    "selector_to_string",
+]
 
 
 class MetricsError(AihpaError):
@@ -29,6 +38,8 @@ class WorkloadRef:
     name: str
     # the Deployment's spec.selector (matchLabels / matchExpressions)
     selector: Mapping[str, Any] = field(default_factory=dict)
+    # the named query its usage comes from (`aihpa/metric`); None: CPU cores
+    metric: str | None = None
 
     @property
     def key(self) -> str:
@@ -38,8 +49,15 @@ class WorkloadRef:
 @runtime_checkable
 class MetricsSource(Protocol):
     async def usage(self, workloads: Sequence[WorkloadRef], *, at: float | None = None) -> dict[str, float | None]:
-        """Total CPU cores per workload key at time `at` (default: now). Unknown -> None."""
+        """Total usage per workload key at time `at` (default: now): CPU cores, or the value of the workload's
+        metric. Unknown (also a metric the source does not serve) -> None."""
         ...
+
+
+def known_metrics(source: object) -> frozenset[str]:
+    """The metric names a source serves besides CPU (`metric_names`; none for a source without that attribute)."""
+    names = getattr(source, "metric_names", None)
+    return frozenset(names) if names else frozenset()
 
 
 def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
