@@ -53,7 +53,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--column", metavar="COLUMN", help="demand column (default: the first numeric column)")
     p.add_argument(
         "--policies", default="hpa,phpa-lr,phpa-hw,oracle,aihpa", metavar="LIST",
-        help="comma-separated policies",
+        help="comma-separated policies; also hpa+aihpa (the HPA with aihpa setting its floor, as "
+        "aihpa/with-hpa=floor runs), swept over the HPA's target",
     )
     p.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="draw demand, replicas and cost-vs-saturation curves")
@@ -124,12 +125,13 @@ def run_backtest_command(args: argparse.Namespace) -> int:
             raise UserError(f"--slice {args.slice}: the trace has only {len(trace)} samples")
         trace = trace.slice(start, len(trace) if stop is None else stop)
     forecaster: Any
-    if args.model is not None and "aihpa" in names:
+    needs_model = "aihpa" in names or "hpa+aihpa" in names
+    if args.model is not None and needs_model:
         from aihpa.forecast.forecaster import BiLSTMForecaster
 
         forecaster = BiLSTMForecaster.from_checkpoint(args.model)
     else:
-        forecaster = _forecaster(args.forecaster) if "aihpa" in names else None
+        forecaster = _forecaster(args.forecaster) if needs_model else None
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

@@ -60,6 +60,7 @@ __all__ = [
     "PHPA_BEHAVIOR",
     "AihpaBatch",
     "HpaBatch",
+    "HpaFloorBatch",
     "OracleBatch",
     "PhpaBatch",
     "tune_holt_winters",
@@ -247,6 +248,39 @@ class AihpaBatch:
                 forecast=None if forecast is None else forecast[i],
                 quantiles=self.quantiles,
             )
+            out[i] = decision.replicas
+        return out
+
+
+class HpaFloorBatch:
+    """The HPA beside aihpa (`aihpa/with-hpa: floor`), one row per HPA target utilization: each step aihpa's
+    predictive count (the default policy at its default risk) becomes the HPA's minReplicas, and the HPA decides above
+    it with its own formula and behavior. aihpa's forecasts are batched over the rows, as in `AihpaBatch`."""
+
+    def __init__(
+        self,
+        knobs: Sequence[float],
+        forecaster: Forecaster,
+        *,
+        policy: PredictivePolicy | None = None,
+        times: npt.NDArray[np.float64] | None = None,
+        step_s: float | None = None,
+        behavior: Behavior = _BACKTEST_BEHAVIOR,
+    ) -> None:
+        base = policy or default_backtest_policy(forecaster)
+        # the default risk on every row: the sweep is the HPA's target
+        self.floors = AihpaBatch([base.risk] * len(knobs), forecaster, policy=base, times=times, step_s=step_s)
+        self.hpa = [ReactivePolicy(target_utilization=u, request_per_pod=REQUEST_CORES, behavior=behavior)
+                    for u in knobs]
+        self.states = [ReactiveState() for _ in knobs]
+
+    def decide(self, view: StepView) -> npt.NDArray[np.int64]:
+        floors = self.floors.decide(view)
+        out = np.empty(len(self.hpa), dtype=np.int64)
+        for i, policy in enumerate(self.hpa):
+            floor = int(min(max(floors[i], policy.behavior.min_replicas), policy.behavior.max_replicas))
+            with_floor = replace(policy, behavior=replace(policy.behavior, min_replicas=floor))
+            decision, self.states[i] = with_floor.decide(_observation(view, i), self.states[i])
             out[i] = decision.replicas
         return out
 

@@ -19,6 +19,7 @@ from aihpa.backtest.policies import (
     ORACLE_KNOBS,
     AihpaBatch,
     HpaBatch,
+    HpaFloorBatch,
     OracleBatch,
     PhpaBatch,
     hpa_replica_history,
@@ -42,6 +43,7 @@ from aihpa.scaling.policy import PredictivePolicy
 from aihpa.traces import Trace
 
 __all__ = [
+    "KNOWN_POLICIES",
     "POLICY_NAMES",
     "BacktestResult",
     "PolicyResult",
@@ -50,7 +52,11 @@ __all__ = [
 ]
 
 POLICY_NAMES: tuple[str, ...] = ("hpa", "phpa-lr", "phpa-hw", "oracle", "aihpa")
+#: Every policy `--policies` takes: the defaults, and "hpa+aihpa" (the HPA with aihpa setting its floor, as
+#: `aihpa/with-hpa: floor` runs live), swept over the HPA's target at aihpa's default risk.
+KNOWN_POLICIES: tuple[str, ...] = (*POLICY_NAMES, "hpa+aihpa")
 _KNOB_NAMES = {
+    "hpa+aihpa": "target utilization (of the HPA; aihpa's floor at its default risk)",
     "hpa": "target utilization",
     "phpa-lr": "target utilization",
     "phpa-hw": "target utilization",
@@ -113,12 +119,12 @@ def check_policies(names: Sequence[str]) -> tuple[str, ...]:
         name = name.strip()
         if not name:
             continue
-        if name not in POLICY_NAMES:
-            raise UserError(f"unknown policy {name!r}; known policies are {', '.join(POLICY_NAMES)}")
+        if name not in KNOWN_POLICIES:
+            raise UserError(f"unknown policy {name!r}; known policies are {', '.join(KNOWN_POLICIES)}")
         if name not in out:
             out.append(name)
     if not out:
-        raise UserError(f"no policy given; known policies are {', '.join(POLICY_NAMES)}")
+        raise UserError(f"no policy given; known policies are {', '.join(KNOWN_POLICIES)}")
     return tuple(out)
 
 
@@ -146,12 +152,14 @@ def run_backtest(
             f"{trace.source or trace.name}: {n} steps, the protocol needs at least {MIN_STEPS} "
             "(a 20% history and 100 scored steps)"
         )
-    if "aihpa" in names and forecaster is None:
-        raise UserError("policy 'aihpa' needs a forecaster")
+    for needs_model in ("aihpa", "hpa+aihpa"):
+        if needs_model in names and forecaster is None:
+            raise UserError(f"policy {needs_model!r} needs a forecaster")
     demand = demand_from_values(trace.values)
     limit = physical_limit(demand)
     times = trace.seconds()
-    grids = {"hpa": HPA_KNOBS, "phpa-lr": HPA_KNOBS, "phpa-hw": HPA_KNOBS, "oracle": ORACLE_KNOBS, "aihpa": AIHPA_KNOBS}
+    grids = {"hpa": HPA_KNOBS, "phpa-lr": HPA_KNOBS, "phpa-hw": HPA_KNOBS, "oracle": ORACLE_KNOBS, "aihpa": AIHPA_KNOBS,
+             "hpa+aihpa": HPA_KNOBS}
     if knobs:
         grids.update({k: tuple(v) for k, v in knobs.items()})
     replica_history: npt.NDArray[np.float64] | None = None
@@ -162,6 +170,10 @@ def run_backtest(
         batch: BatchPolicy
         if name == "hpa":
             batch = HpaBatch(grid)
+        elif name == "hpa+aihpa":
+            assert forecaster is not None
+            batch = HpaFloorBatch(grid, forecaster, policy=aihpa_policy, times=times, step_s=trace.step_s)
+            settings = {"forecaster": forecaster.version}
         elif name == "oracle":
             batch = OracleBatch(grid, demand)
         elif name in ("phpa-lr", "phpa-hw"):
