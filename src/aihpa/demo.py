@@ -325,7 +325,7 @@ def _demo(args: argparse.Namespace) -> int:
     if not (math.isfinite(args.speed) and args.speed > 0):
         raise UserError("--speed must be a positive number")
     if not (math.isfinite(args.peak) and args.peak > 0):
-        raise UserError("--peak must be a positive number of cores")
+        raise UserError("--peak-cores must be a positive number of cores")
     if args.trace:
         trace, column = Path(args.trace), args.column
     else:
