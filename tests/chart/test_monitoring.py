@@ -24,7 +24,7 @@ from aihpa.observability import ControllerMetrics
 from aihpa.webhook.server import WebhookMetrics
 from tests.chart.conftest import CHART, ROOT, SUPPORTED_VERSIONS, Obj, Rendered, validate_strictly
 
-INSTALL = "apt-get install prometheus  (hack/ensure-test-deps.sh installs it for `make test`)"
+INSTALL = "apt-get install prometheus"
 DASHBOARD_FILE = CHART / "dashboards" / "aihpa.json"
 BOTH = {"monitoring": {"dashboards": {"enabled": True}, "prometheusRule": {"enabled": True}}}
 RULE_KEYS = {"alert", "expr", "for", "labels", "annotations"}
@@ -45,7 +45,7 @@ renderer = _load_renderer()
 def promtool() -> str:
     found = shutil.which("promtool")
     if not found:
-        pytest.fail(f"promtool is not installed: `{INSTALL}`")
+        pytest.fail(f"promtool is not installed: `{INSTALL}` (hack/ensure-test-deps.sh does it for `make test`)")
     return found
 
 
@@ -258,7 +258,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     objects (hack/render-dashboard.py's sample run), backfilled with promtool."""
     promtool()
     if not shutil.which("prometheus"):
-        pytest.fail(f"prometheus is not installed: `{INSTALL}`")
+        pytest.fail(f"prometheus is not installed: `{INSTALL}` (hack/ensure-test-deps.sh does it for `make test`)")
     with renderer.sample_prometheus(tmp_path_factory.mktemp("sample")) as prom:
         yield prom
 
