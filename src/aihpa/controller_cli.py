@@ -53,10 +53,15 @@ def add_commands(sub: Any) -> None:
                    help="log lines as one JSON object each (for a log collector), or as text")
     p.add_argument("--metrics", choices=("metrics-api", "prometheus"), default="metrics-api",
                    help="where CPU usage comes from: metrics.k8s.io (metrics-server), or Prometheus")
-    p.add_argument("--prometheus-url", default=None, help="Prometheus base URL (with --metrics prometheus)")
+    p.add_argument("--prometheus-url", default=None,
+                   help="Prometheus base URL (with --metrics prometheus, and for any --metric-query)")
     p.add_argument("--prometheus-query", default=None,
                    help="PromQL template with $namespace, $name, $pod_regex, $rate_window (default: container CPU "
                    "usage rate)")
+    p.add_argument("--metric-query", action="append", default=[], metavar="NAME=PROMQL",
+                   help="a named query a workload may scale on instead of CPU (annotations aihpa/metric: NAME and "
+                   "aihpa/metric-target: its per-pod target), a PromQL template with the same placeholders as "
+                   "--prometheus-query, read from --prometheus-url; repeat for more (default: none, CPU only)")
     p.add_argument("--model", default=None, metavar="DIR", help="checkpoint or models directory (default: shipped)")
     p.add_argument("--port", type=int, default=8080, help="port of /metrics, /healthz and /readyz")
     p.add_argument("--host", default="0.0.0.0",
@@ -108,10 +113,43 @@ def _settings(args: argparse.Namespace) -> Any:
     return replace(settings, identity=args.identity) if args.identity else settings
 
 
+def metric_queries(args: argparse.Namespace) -> dict[str, str]:
+    """The named queries of --metric-query, checked; a `UserError` naming the flag and the fix for a bad one."""
+    from aihpa.annotations import MAX_METRIC_NAME_CHARS, METRIC_NAME
+    from aihpa.metrics.prometheus import check_template
+
+    queries: dict[str, str] = {}
+    for given in args.metric_query:
+        name, sep, query = given.partition("=")
+        name = name.strip()
+        if not sep:
+            raise UserError(f"--metric-query {given!r}: write NAME=PROMQL, e.g. "
+                            "rps='sum(rate(http_requests_total{namespace=\"$namespace\",pod=~\"$pod_regex\"}[2m]))'")
+        if not METRIC_NAME.fullmatch(name):
+            raise UserError(f"--metric-query {name!r}: a name is letters, digits, '-', '_' and '.', at most "
+                            f"{MAX_METRIC_NAME_CHARS} characters, as aihpa/metric names it")
+        if name in queries:
+            raise UserError(f"--metric-query {name!r} is given twice")
+        try:
+            check_template(query)
+        except ValueError as exc:
+            raise UserError(f"--metric-query {name}: {exc}") from exc
+        queries[name] = query
+    if queries and not args.prometheus_url:
+        raise UserError("--metric-query needs --prometheus-url (named queries are read from Prometheus)")
+    if args.prometheus_query is not None:
+        try:
+            check_template(args.prometheus_query)
+        except ValueError as exc:
+            raise UserError(f"--prometheus-query: {exc}") from exc
+    return queries
+
+
 def _run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.metrics == "prometheus" and not args.prometheus_url:
         raise UserError("--metrics prometheus needs --prometheus-url")
+    args.metric_queries = metric_queries(args)
     asyncio.run(_serve(args, settings))
     return 0
 
@@ -151,7 +189,7 @@ async def _serve_with(args: argparse.Namespace, settings: Any, api: Any) -> None
     from aihpa.controller import Controller
     from aihpa.forecast.forecaster import BiLSTMForecaster, UnavailableForecaster, load_default_forecaster
     from aihpa.k8s import KubeClient
-    from aihpa.metrics import MetricsAPISource, PrometheusSource
+    from aihpa.metrics import MetricsAPISource, PrometheusSource, RoutedSource
     from aihpa.observability import health_app
 
     loop = asyncio.get_running_loop()
@@ -174,11 +212,17 @@ async def _serve_with(args: argparse.Namespace, settings: Any, api: Any) -> None
             loop.add_signal_handler(sig, stop.set)
     kube = KubeClient(api)
     source: Any
+    queries = getattr(args, "metric_queries", {})
     if args.metrics == "prometheus":
         kwargs = {"query": args.prometheus_query} if args.prometheus_query else {}
-        source = PrometheusSource(args.prometheus_url, **kwargs)
+        # one source for CPU and the named queries alike
+        source = PrometheusSource(args.prometheus_url, queries=queries, **kwargs)
+    elif queries:
+        source = RoutedSource(cpu=MetricsAPISource(kube), named=PrometheusSource(args.prometheus_url, queries=queries))
     else:
         source = MetricsAPISource(kube)
+    if queries:
+        logger.info("named metrics: %s", ", ".join(sorted(queries)))
     controller = Controller(client=kube, metrics=source, forecaster=forecaster, settings=settings)
     runner = web.AppRunner(health_app(controller.metrics, healthy=controller.healthy, ready=controller.ready),
                            access_log=None)
@@ -191,5 +235,5 @@ async def _serve_with(args: argparse.Namespace, settings: Any, api: Any) -> None
             await stop.wait()
     finally:
         await runner.cleanup()
-        if isinstance(source, PrometheusSource):
+        if isinstance(source, PrometheusSource | RoutedSource):
             await source.close()

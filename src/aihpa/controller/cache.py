@@ -3,7 +3,10 @@
 Each watch lists, then watches, and lists again after a 410 or a failure (`aihpa.k8s.watching`); the cache is
 synced (and the controller ready) while both have a complete list behind them. An object that cannot be handled is
 reported (log, metric, a Warning Event queued) and keeps its last known state: one bad object never stops the
-watch or the others. A new workload's history is backfilled from the metrics source when it can.
+watch or the others. A new workload's history is backfilled from the metrics source when it can, and so is the
+history of a workload that changes the metric it scales on (`aihpa/metric`: the old values are in another unit). A
+workload that names a metric the source does not serve gets a Warning Event naming the ones it does; the source
+answers None for it, so its replicas are held (never scaled down) until the name or the controller's queries change.
 
 It reads the API and the metrics source; it never writes to the cluster (Events go to the outbox).
 """
@@ -29,7 +32,7 @@ from aihpa.k8s.errors import K8sError
 from aihpa.k8s.events import ObjectRef
 from aihpa.k8s.watching import WatchEvent, watch_objects
 from aihpa.metrics.history import History
-from aihpa.metrics.source import MetricsSource, WorkloadRef
+from aihpa.metrics.source import MetricsSource, WorkloadRef, known_metrics
 from aihpa.observability import ControllerMetrics
 
 __all__ = ["WorkloadCache"]
@@ -70,6 +73,7 @@ class WorkloadCache:
         self._synced_event = asyncio.Event()
         self._watch_seen = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._backfills: set[asyncio.Task[None]] = set()
 
     # ---- readiness ----------------------------------------------------------------------------------------------
 
@@ -89,6 +93,13 @@ class WorkloadCache:
     async def wait_until(self, predicate: Callable[[], bool], *, timeout_s: float) -> None:
         async with asyncio.timeout(timeout_s), self._watch_seen:
             await self._watch_seen.wait_for(predicate)
+
+    async def wait_backfills(self, *, timeout_s: float) -> None:
+        """Wait (real time, bounded) for the history backfills started so far to end (each is best effort)."""
+        pending = list(self._backfills)
+        if pending:
+            async with asyncio.timeout(timeout_s):
+                await asyncio.wait(pending)
 
     # ---- the watches --------------------------------------------------------------------------------------------
 
@@ -112,10 +123,11 @@ class WorkloadCache:
                 await task
         self._tasks.clear()
 
-    def _spawn(self, job: Coroutine[Any, Any, None], *, name: str | None = None) -> None:
+    def _spawn(self, job: Coroutine[Any, Any, None], *, name: str | None = None) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(job, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _watch(
         self, path: str, params: dict[str, Any], handle: Callable[[WatchEvent], None], name: str
@@ -216,22 +228,39 @@ class WorkloadCache:
 
     def _upsert(self, obj: dict[str, Any]) -> str:
         meta = obj.get("metadata") or {}
-        ref = WorkloadRef(namespace=str(meta.get("namespace")), name=str(meta.get("name")),
-                          selector=(obj.get("spec") or {}).get("selector") or {})
         parsed = parse_policy(meta.get("annotations") or {}, defaults=self.settings.defaults)
+        ref = WorkloadRef(namespace=str(meta.get("namespace")), name=str(meta.get("name")),
+                          selector=(obj.get("spec") or {}).get("selector") or {}, metric=parsed.policy.metric)
         w = self.workloads.get(ref.key)
+        if w is not None and w.metric != ref.metric:
+            # another metric: its history, forecasts and calibration are in another unit; start again from the source
+            logger.info("%s: now scaling on %s (was %s)", ref.key, ref.metric or "CPU", w.metric or "CPU")
+            self.history.forget(ref.key)
+            self.workloads.pop(ref.key)
+            w = None
         if w is None:
             w = Workload(ref=ref, obj=obj, parsed=parsed, request_cores=pod_cpu(obj, "requests"))
             self.workloads[ref.key] = w
             self._backfill(w)
         else:
             w.ref, w.obj, w.parsed, w.request_cores = ref, obj, parsed, pod_cpu(obj, "requests")
-        if parsed.warnings != w.warned:
-            w.warned = parsed.warnings
-            for text in parsed.warnings:
+        unknown = self._unknown_metric(ref.metric)
+        warnings = parsed.warnings if unknown is None else (*parsed.warnings, unknown)
+        if warnings != w.warned:
+            w.warned = warnings
+            for text in warnings:
                 # each warning already says what it falls back to
-                self.outbox.about(w, "Warning", "InvalidAnnotation", text)
+                self.outbox.about(w, "Warning", "UnknownMetric" if text is unknown else "InvalidAnnotation", text)
         return ref.key
+
+    def _unknown_metric(self, metric: str | None) -> str | None:
+        """The warning for a metric the source does not serve (None when it does, or for CPU)."""
+        known = known_metrics(self.metrics_source)
+        if metric is None or metric in known:
+            return None
+        names = ", ".join(sorted(known)[:8]) if known else "none: the controller has no --metric-query"
+        return (f"aihpa/metric {metric!r} is not one of the controller's queries (known: {names}); "
+                "replicas held until it is")
 
     def _drop(self, key: str) -> None:
         w = self.workloads.pop(key, None)
@@ -245,7 +274,9 @@ class WorkloadCache:
         """Rebuild a new workload's history from the metrics source when it can (Prometheus range queries)."""
         if w.key in self.history or not hasattr(self.metrics_source, "history"):
             return
-        self._spawn(self._backfill_from_source(w.ref))
+        task = self._spawn(self._backfill_from_source(w.ref))
+        self._backfills.add(task)
+        task.add_done_callback(self._backfills.discard)
 
     async def _backfill_from_source(self, ref: WorkloadRef) -> None:
         step = self.settings.step_s

@@ -2,7 +2,8 @@
 
 One cycle every sync period (15 s by default):
 
-1. read each workload's total CPU usage from the metrics source into its `History` (one point per model step);
+1. read each workload's total usage (CPU, or its named metric) from the metrics source into its `History` (one point
+   per model step);
 2. at each new model step, forecast every workload with enough history in ONE batched call (`forecasting`, in a
    worker thread, never on the event loop); decide each workload with `aihpa.scaling` (`deciding`): its policy once
    per model step, between model steps the reactive safety net, which only adds capacity;
@@ -10,9 +11,11 @@ One cycle every sync period (15 s by default):
    `aihpa/status` annotation), send the cycle's Events (`outbox`), start a model challenge when one is due
    (`models`), and now and then publish the replica profiles for the webhook and save the history (`publishing`).
 
-Units: cores throughout (usage, forecasts, the pods' CPU request per pod). A missing metric never causes a
-scale-down; a non-finite forecast falls back to reactive; a Deployment that a HorizontalPodAutoscaler also targets is
-left alone, with a Warning Event.
+Units: each workload's own, throughout (usage, forecasts, what a pod may use): cores, or, for a workload that
+scales on a named metric (`aihpa/metric`, e.g. requests per second), that metric's unit with the per-pod target as a
+pod's capacity; its reasons name the metric and the target. A missing metric never causes a scale-down; a
+non-finite forecast falls back to reactive; a Deployment that a HorizontalPodAutoscaler also targets is left alone,
+with a Warning Event.
 
 Composition layer: this module wires the parts together and orders the cycle. It holds no scaling rule (those are
 `aihpa.scaling`'s) and does I/O only through the adapters (the metrics source, the Kubernetes client).
@@ -24,15 +27,16 @@ import asyncio
 import contextlib
 import logging
 import math
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aihpa.clock import Clock, SystemClock
 from aihpa.controller import coexist, forecasting, publishing
 from aihpa.controller.actuation import Actuator
 from aihpa.controller.cache import WorkloadCache
-from aihpa.controller.deciding import WorkloadDecision, decide, select
+from aihpa.controller.deciding import PendingAction, WorkloadDecision, decide, select
 from aihpa.controller.models import ModelScheduler
 from aihpa.controller.outbox import EventOutbox, bounded
 from aihpa.controller.settings import ControllerSettings, check_model_step
@@ -51,6 +55,9 @@ from aihpa.profiles import ReplicaProfile
 __all__ = ["Controller", "CycleReport"]
 
 logger = logging.getLogger(__name__)
+
+# the scaling rules count in cores; a workload on a named metric counts in its own unit
+_CORES = re.compile(r"\bcores\b")
 
 
 @dataclass(frozen=True)
@@ -213,6 +220,10 @@ class Controller:
         """Wait (real time, bounded) until `predicate()` holds after a watch event (e.g. a Deployment is known)."""
         await self.cache.wait_until(predicate, timeout_s=timeout_s)
 
+    async def wait_backfills(self, *, timeout_s: float = 10.0) -> None:
+        """Wait (real time, bounded) until the history backfills of the workloads seen so far have ended."""
+        await self.cache.wait_backfills(timeout_s=timeout_s)
+
     async def _loop(self) -> None:
         period = self.settings.sync_period_s
         while True:
@@ -233,11 +244,12 @@ class Controller:
         step = math.floor(now / settings.step_s)
         active, skipped = select(self.workloads.values(), hpa_targets=self.hpa_targets, outbox=self.outbox)
 
-        usage = await self.metrics_source.usage([w.ref for w in active]) if active else {}
+        # asked for the cycle's moment: a source with history (Prometheus) answers for the controller's clock
+        usage = await self.metrics_source.usage([w.ref for w in active], at=now) if active else {}
         for w in active:
             u = usage.get(w.key)
             self._history.observe(w.key, now, u)
-            if u is not None:
+            if u is not None and w.metric is None:  # the gauge counts cores
                 self.metrics.usage.labels(w.ref.namespace, w.ref.name).set(u)
 
         new_step = [w for w in active if w.last_step_decided != step]
@@ -246,6 +258,8 @@ class Controller:
         forecaster = self.forecaster
         pending = [decide(w, usage=usage.get(w.key), now=now, step=step, settings=settings, history=self._history,
                           forecaster=forecaster, metrics=self.metrics) for w in active]
+        for p in pending:
+            _in_its_unit(p)
         if self.is_leader:
             decisions = await bounded((self.actuator.actuate(p, now=now, forecaster=forecaster) for p in pending),
                                       limit=settings.api_concurrency)
@@ -303,3 +317,15 @@ class Controller:
     async def wait_for_challenge(self, *, timeout_s: float = 120.0) -> Challenge | None:
         """Wait (real time, bounded) for a running challenge to end; its outcome, or None when none ran."""
         return await self.models.wait_for_challenge(timeout_s=timeout_s)
+
+
+def _in_its_unit(p: PendingAction) -> None:
+    """A named metric's decision says so: its reason (for the Events, the status and the log) names the metric and the
+    per-pod target, and counts in the metric's unit where the rules wrote cores."""
+    w = p.workload
+    target = w.parsed.policy.metric_target
+    if w.metric is None or target is None:
+        return
+    reason = _CORES.sub(w.unit, p.decision.reason)
+    p.decision = replace(p.decision, reason=f"on {w.metric} at {target:g} per pod: {reason}")
+

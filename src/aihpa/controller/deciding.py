@@ -1,4 +1,4 @@
-"""The cycle's decisions: one per active workload, CPU only, no I/O.
+"""The cycle's decisions: one per active workload, on CPU or on its named metric, no I/O.
 
 A workload that a HorizontalPodAutoscaler also targets, or whose pods have no CPU request, is skipped (`select`),
 with one Warning Event until that changes. The rules are `aihpa.scaling`'s; this module maps a workload onto them:
@@ -14,7 +14,6 @@ The Decision's `kind` says which rule chose the count; actuation and the metrics
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -22,7 +21,7 @@ import numpy as np
 
 from aihpa.controller.outbox import EventOutbox
 from aihpa.controller.settings import ControllerSettings
-from aihpa.controller.workload import PROFILE_SLOT_S, Workload, pod_cpu
+from aihpa.controller.workload import PROFILE_SLOT_S, Workload
 from aihpa.forecast.forecaster import Forecaster
 from aihpa.metrics.history import History
 from aihpa.observability import ControllerMetrics
@@ -36,7 +35,7 @@ from aihpa.scaling import (
     hold_without_metric,
     safety_net,
 )
-from aihpa.scaling.factory import PodCpu, predictive_policy, reactive_policy
+from aihpa.scaling.factory import predictive_policy, reactive_policy
 
 __all__ = ["PendingAction", "WorkloadDecision", "decide", "policy_for", "reactive_for", "select"]
 
@@ -101,7 +100,10 @@ def select(
 
 def policy_for(w: Workload, *, settings: ControllerSettings, min_history: int) -> PredictivePolicy:
     """The workload's predictive policy, from its annotations (saturation risk, min, max, tolerance, stabilization,
-    the fallback's target) and its pods' CPU request and limit, built by the same factory as the backtest's."""
+    the fallback's target) and its pods' CPU request and limit, built by the same factory as the backtest's.
+
+    On a named metric a pod may use the per-pod target (`Workload.pod`), and the fallback is the HPA on that metric
+    at the target itself (a Pods metric: desired = ceil(usage / target)); `aihpa/target-utilization` is CPU's."""
     p = w.parsed.policy
     return predictive_policy(
         saturation_risk=p.saturation_risk,
@@ -109,8 +111,8 @@ def policy_for(w: Workload, *, settings: ControllerSettings, min_history: int) -
         max_replicas=p.max_replicas,
         tolerance=p.tolerance,
         scale_down_stabilization_s=p.scale_down_stabilization_s,
-        fallback_utilization=p.target_utilization,
-        pod=PodCpu(request=w.request_cores, limit=pod_cpu(w.obj, "limits")),
+        fallback_utilization=p.target_utilization if w.metric is None else 1.0,
+        pod=w.pod,
         min_history=min_history,
         step_s=settings.step_s,
     )
@@ -118,15 +120,15 @@ def policy_for(w: Workload, *, settings: ControllerSettings, min_history: int) -
 
 def reactive_for(w: Workload) -> ReactivePolicy:
     """The workload's HPA (reactive mode): its target utilization of the CPU request, min, max, tolerance and
-    stabilization."""
+    stabilization; on a named metric, the HPA's Pods metric at the per-pod target (utilization 1.0 of it)."""
     p = w.parsed.policy
     return reactive_policy(
-        target_utilization=p.target_utilization,
+        target_utilization=p.target_utilization if w.metric is None else 1.0,
         min_replicas=p.min_replicas,
         max_replicas=p.max_replicas,
         tolerance=p.tolerance,
         scale_down_stabilization_s=p.scale_down_stabilization_s,
-        pod=PodCpu(request=w.request_cores),
+        pod=w.pod,
     )
 
 
@@ -154,8 +156,8 @@ def decide(
         current_replicas=current,
         now=now,
         history_len=0 if series is None else int(np.isfinite(series.values).sum()),
-        # without a limit a pod can burst past its request: only a limit makes a usage ceiling
-        capacity_per_pod=pod_cpu(w.obj, "limits") or math.inf,
+        # without a limit a pod can burst past its request: only a limit makes a usage ceiling (a named metric has none)
+        capacity_per_pod=w.usage_ceiling,
     )
     hpa = reactive_for(w)
     # what the workload's HPA would recommend (reported beside every decision)
@@ -184,7 +186,7 @@ def decide(
         w.last_kind = decision.kind
         w.profile[int((now % 86400) // PROFILE_SLOT_S)] = decision.replicas
         # the SLO: was the step that just ended short of CPU? (usage at what the ready pods may use)
-        may_use = PodCpu(request=w.request_cores, limit=pod_cpu(w.obj, "limits")).may_use
+        may_use = w.pod.may_use
         w.short_steps.append(obs.pods_with_metrics > 0 and usage >= obs.pods_with_metrics * may_use * (1 - 1e-9))
         metrics.saturation_risk.labels(w.ref.namespace, w.ref.name).set(policy.risk)
         metrics.saturated_share.labels(w.ref.namespace, w.ref.name).set(w.saturated_share or 0.0)

@@ -2,7 +2,9 @@
 
 A workload with too little history is left out (the policy then falls back to the reactive HPA); a forecaster that
 raises costs this step's forecasts, never the cycle. What the model said one step ago about the step that just
-closed feeds the drift monitor. Blocking model code never runs on the event loop.
+closed feeds the drift monitor (relative errors: a workload on a named metric counts in its own unit, and the
+model scales each series by its own level, so any positive series is forecast alike). Blocking model code never runs
+on the event loop.
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ async def predict(
     for w, f in zip(batch.workloads, out, strict=True):
         w.forecast = f
         w.last_forecast = float(f[0, median])
+        if w.metric is not None:  # the gauges count cores
+            continue
         for qi, q in enumerate(forecaster.quantiles):
             label = f"p{round(q * 100)}"
             metrics.forecast.labels(w.ref.namespace, w.ref.name, label).set(float(f[0, qi]))

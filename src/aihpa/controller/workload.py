@@ -12,7 +12,7 @@ import numpy as np
 from aihpa.annotations import ParsedPolicy
 from aihpa.metrics.quantity import parse_cpu
 from aihpa.metrics.source import WorkloadRef
-from aihpa.scaling import DecisionKind, PredictiveState
+from aihpa.scaling import DecisionKind, PodCpu, PredictiveState
 
 __all__ = ["PROFILE_SLOTS", "PROFILE_SLOT_S", "Workload", "object_key", "pod_cpu"]
 
@@ -56,6 +56,33 @@ class Workload:
     @property
     def key(self) -> str:
         return self.ref.key
+
+    @property
+    def metric(self) -> str | None:
+        """The named metric it scales on (`aihpa/metric`); None: CPU."""
+        return self.ref.metric
+
+    @property
+    def unit(self) -> str:
+        """What its usage, forecasts and per-pod capacity count: "cores", or its metric's name."""
+        return "cores" if self.ref.metric is None else self.ref.metric
+
+    @property
+    def pod(self) -> PodCpu:
+        """One pod in the workload's unit: its CPU request and limit, or on a named metric the per-pod target as both
+        (the most a pod "may use": demand above pods x target is short, as the HPA's Pods metric reads it)."""
+        target = self.parsed.policy.metric_target
+        if self.ref.metric is not None and target is not None:
+            return PodCpu(request=target, limit=target)
+        return PodCpu(request=self.request_cores, limit=pod_cpu(self.obj, "limits"))
+
+    @property
+    def usage_ceiling(self) -> float:
+        """The most one pod's usage can read: its CPU limit (a throttled pod hides the demand above it); infinite
+        without a limit, and on a named metric, whose count goes on above the target."""
+        if self.ref.metric is not None:
+            return math.inf
+        return pod_cpu(self.obj, "limits") or math.inf
 
     @property
     def replicas(self) -> int:
