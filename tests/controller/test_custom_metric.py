@@ -222,3 +222,41 @@ def test_a_bad_metric_query_stops_the_start_with_the_fix(args: Any, says: str) -
     with pytest.raises(UserError, match=says.replace("$", "\\$")):
         metric_queries(args)
 
+
+
+CHART_VALUES = {"webhook": {"enabled": False}, "controller": {"metrics": {
+    "prometheus": {"url": "http://prometheus.monitoring:9090"},
+    "queries": {"rps": RPS, "queue.depth": 'max(queue_depth{queue="$name"}) > 0'},
+}}}
+
+
+def _render(values: dict[str, Any]) -> list[dict[str, Any]]:
+    helm = pytest.importorskip("helm_python", reason="the dev extra helm-python-sdk renders the chart")
+    from tests.chart.conftest import CHART, NAMESPACE, RELEASE, split_documents
+
+    with helm.Chart.load(CHART) as chart:
+        return split_documents(chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)).objects
+
+
+def test_the_charts_queries_become_the_flags_the_controller_reads() -> None:
+    from aihpa.cli import build_parser
+
+    [deployment] = [o for o in _render(CHART_VALUES) if o["kind"] == "Deployment"]
+    argv = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--metrics=metrics-api" in argv and "--prometheus-url=http://prometheus.monitoring:9090" in argv
+    assert argv[0] == "controller"
+    args = build_parser("controller").parse_args(argv)
+    assert metric_queries(args) == CHART_VALUES["controller"]["metrics"]["queries"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("metrics", "says"),
+    [
+        ({"queries": {"rps": RPS}}, "controller.metrics.queries needs controller.metrics.prometheus.url"),
+        ({"prometheus": {"url": "http://p:9090"}, "queries": {"r s": RPS}}, "invalid propertyName 'r s'"),
+        ({"prometheus": {"url": "http://p:9090"}, "queries": {"rps": ""}}, "/controller/metrics/queries/rps"),
+    ],
+)
+def test_the_chart_refuses_queries_it_could_not_run(metrics: dict[str, Any], says: str) -> None:
+    with pytest.raises(Exception, match=says):
+        _render({"webhook": {"enabled": False}, "controller": {"metrics": metrics}})
