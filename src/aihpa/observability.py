@@ -72,8 +72,8 @@ class ControllerMetrics:
         )
         self.saturated_share = Gauge(
             "aihpa_saturated_share",
-            "Realized share of model steps over the last day (or since the workload was first seen) in which usage "
-            "reached what its ready pods may use (the CPU limit, else the request)",
+            "Realized share of model steps over the last day (or since the workload was first seen, from its 60th "
+            "step) in which usage reached what its ready pods may use (the CPU limit, else the request)",
             ["namespace", "deployment"], registry=r,
         )
         self.decisions = Counter("aihpa_decisions_total", "Scaling decisions by kind of reason",

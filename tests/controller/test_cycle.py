@@ -189,6 +189,10 @@ async def test_the_slo_is_reported_as_risk_and_realized_share_in_the_status_and_
     await _deploy(rig, "web", cores=3.0, **{"aihpa/saturation-risk": "0.02"})
     rig.forecaster.value = 3.0
     await rig.cycles(6)
+    # the share is in the status from the first step, in the metrics after an hour of steps
+    assert not [line for line in rig.controller.metrics.render().decode().splitlines()
+                if line.startswith("aihpa_saturated_share{")]
+    await rig.cycles(55)
     status = json.loads(_deployment(rig, "web")["metadata"]["annotations"]["aihpa/status"])
     slo = status["slo"]
     assert slo["risk"] == 0.02 and slo["steps"] >= 1 and 0.0 < slo["saturated_share"] < 1.0

@@ -21,7 +21,7 @@ import numpy as np
 
 from aihpa.controller.outbox import EventOutbox
 from aihpa.controller.settings import ControllerSettings
-from aihpa.controller.workload import PROFILE_SLOT_S, Workload
+from aihpa.controller.workload import PROFILE_SLOT_S, SLO_MIN_STEPS, Workload
 from aihpa.forecast.forecaster import Forecaster
 from aihpa.metrics.history import History
 from aihpa.observability import ControllerMetrics
@@ -189,7 +189,10 @@ def decide(
         may_use = w.pod.may_use
         w.short_steps.append(obs.pods_with_metrics > 0 and usage >= obs.pods_with_metrics * may_use * (1 - 1e-9))
         metrics.saturation_risk.labels(w.ref.namespace, w.ref.name).set(policy.risk)
-        metrics.saturated_share.labels(w.ref.namespace, w.ref.name).set(w.saturated_share or 0.0)
+        if len(w.short_steps) >= SLO_MIN_STEPS:
+            # a share of a handful of steps says little: the series starts after an hour of them (one short step
+            # in the first minutes would otherwise read as a breach)
+            metrics.saturated_share.labels(w.ref.namespace, w.ref.name).set(w.saturated_share or 0.0)
     metrics.decisions.labels(reason=decision.kind.value).inc()
     metrics.replicas.labels(w.ref.namespace, w.ref.name, "current").set(current)
     metrics.replicas.labels(w.ref.namespace, w.ref.name, "desired").set(decision.replicas)

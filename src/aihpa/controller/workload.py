@@ -14,13 +14,15 @@ from aihpa.metrics.quantity import parse_cpu
 from aihpa.metrics.source import WorkloadRef
 from aihpa.scaling import DecisionKind, PodCpu, PredictiveState
 
-__all__ = ["PROFILE_SLOTS", "PROFILE_SLOT_S", "Workload", "object_key", "pod_cpu"]
+__all__ = ["PROFILE_SLOTS", "PROFILE_SLOT_S", "SLO_MIN_STEPS", "Workload", "object_key", "pod_cpu"]
 
 # the replica profiles published for the webhook: one count per 15-minute slot of the day
 PROFILE_SLOT_S = 900
 PROFILE_SLOTS = 86400 // PROFILE_SLOT_S
 # the realized saturation is reported over the last day of model steps (at the default 60 s step)
 SLO_WINDOW_STEPS = 1440
+# ... and exported as a metric once this many steps are in it
+SLO_MIN_STEPS = 60
 
 
 @dataclass
