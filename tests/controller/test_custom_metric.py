@@ -260,3 +260,23 @@ def test_the_charts_queries_become_the_flags_the_controller_reads() -> None:
 def test_the_chart_refuses_queries_it_could_not_run(metrics: dict[str, Any], says: str) -> None:
     with pytest.raises(Exception, match=says):
         _render({"webhook": {"enabled": False}, "controller": {"metrics": metrics}})
+
+
+async def test_without_a_cpu_request_a_workload_on_a_metric_scales(rig: Rig) -> None:
+    # no CPU request at all: a CPU workload would be skipped (utilization is undefined); one on a metric is not
+    annotations = {"sim.aihpa.io/demand-cores": "0.1", **ON_RPS, **REACTIVE}
+    await rig.cluster.create(deployment_manifest("web", replicas=2, labels=LABELS, cpu_request="0", cpu_limit=None,
+                                                 annotations=annotations))
+    await rig.controller.wait_until(lambda: "default/web" in rig.controller.workloads)
+    await _until_minute(rig, 10)
+    assert _replicas(rig, "web") == 5
+    assert not _events(rig, "NoCPURequest", "web")
+
+
+async def test_the_status_says_the_unit_and_what_a_pod_may_serve(rig: Rig) -> None:
+    await _deploy(rig, "web", cores=0.1, replicas=2, **ON_RPS, **REACTIVE)
+    await _until_minute(rig, 5)
+    dep = rig.cluster.get("apps/v1", "Deployment", "web", "default")
+    assert dep is not None
+    status = json.loads(dep["metadata"]["annotations"]["aihpa/status"])
+    assert status["unit"] == "rps" and status["per_pod"] == 100.0

@@ -151,3 +151,10 @@ def test_the_plain_table_aligns_columns_as_kubectl_does() -> None:
     starts = [lines[0].index(h) for h in ("MODE", "REPLICAS", "USAGE", "REASON")]
     assert [lines[1].index(c) for c in ("predictive", "5/5", "2.35", "forecast peak")] == starts
     assert lines[2][starts[-1]:] == "pending: no status from the controller yet"
+
+
+def test_a_workload_on_a_named_metric_shows_its_unit() -> None:
+    row = row_from_deployment(deployment({**STATUS, "usage": 450.0, "unit": "rps"}), now=NOW)
+    assert row.cells()["USAGE"] == "450.00 rps" and row.to_json()["unit"] == "rps"
+    # a status from before the unit was written is in cores
+    assert row_from_deployment(deployment(STATUS), now=NOW).to_json()["unit"] == "cores"

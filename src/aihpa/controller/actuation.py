@@ -148,6 +148,9 @@ class Actuator:
             "replicas": decision.replicas,
             "reactive": reactive,
             "usage": None if usage is None else round(usage, 4),
+            # what usage and forecasts count: "cores", or the named metric the workload scales on (`aihpa/metric`)
+            "unit": w.unit,
+            "per_pod": round(w.pod.may_use, 4),
             "forecast": forecast,
             "reason": decision.reason,
             # the candidate the predictive policy acts on (the calibrated HPA, the model's forecast, the last usage)

@@ -87,7 +87,7 @@ def select(
                              "it aihpa/with-hpa=floor to let aihpa raise the HPA's minReplicas ahead of load)")
             continue
         w.hpa_warned = False
-        if w.request_cores is None:
+        if w.request_cores is None and w.metric is None:
             skipped[w.key] = "no CPU request on its containers"
             if "no-request" not in w.warned:
                 w.warned = (*w.warned, "no-request")

@@ -98,7 +98,7 @@ class Row:
     max_replicas: int
     # what the HPA's rule alone would set (status "reactive")
     reactive: int | None
-    # CPU cores in use, as the controller last measured them
+    # usage as the controller last measured it, in `unit` (CPU cores, or the workload's named metric)
     usage: float | None
     # the status's forecast as written: {"horizon_s", "next": {p..}, "peak": {p..}}, or None before the first
     forecast: Mapping[str, Any] | None
@@ -115,6 +115,8 @@ class Row:
     pending: bool
     # policy annotations that fell back to their defaults, and why
     warnings: tuple[str, ...] = ()
+    # what usage and forecasts count: "cores", or the workload's named metric
+    unit: str = "cores"
 
     @property
     def key(self) -> tuple[str, str]:
@@ -125,6 +127,10 @@ class Row:
         """Whether the realized saturated share is above the risk the workload is sized to."""
         return self.saturated_share is not None and self.saturated_share > self.risk
 
+    @property
+    def _unit_suffix(self) -> str:
+        return "" if self.unit == "cores" else f" {self.unit}"
+
     def cells(self, *, wide: bool = False, reason_width: int = 48) -> dict[str, str]:
         """The table's cells by column, as text; `wide` adds columns and keeps the reason whole."""
         replicas = f"{_or_dash(self.current)}/{_or_dash(self.desired)} ({self.min_replicas}-{self.max_replicas})"
@@ -133,7 +139,7 @@ class Row:
             "NAME": self.name,
             "MODE": self.mode,
             "REPLICAS": replicas,
-            "USAGE": "-" if self.usage is None else f"{self.usage:.2f}",
+            "USAGE": "-" if self.usage is None else f"{self.usage:.2f}{self._unit_suffix}",
             "FORECAST": self.forecast_cell(),
             "SLO": f"{'-' if self.saturated_share is None else percent(self.saturated_share)}/{percent(self.risk)}",
             "AGE": "-" if self.age_s is None else human_age(self.age_s),
@@ -170,6 +176,7 @@ class Row:
             "replicas": {"current": self.current, "ready": self.ready, "desired": self.desired,
                          "min": self.min_replicas, "max": self.max_replicas, "reactive": self.reactive},
             "usage": self.usage,
+            "unit": self.unit,
             "forecast": None if self.forecast is None else dict(self.forecast),
             "slo": {"risk": self.risk, "saturated_share": self.saturated_share, "steps": self.slo_steps},
             "reason": self.reason,
@@ -238,6 +245,7 @@ def row_from_deployment(obj: Mapping[str, Any], *, now: float, defaults: PolicyD
         desired=_count(status.get("replicas")),
         reactive=_count(status.get("reactive")),
         usage=_number(status.get("usage")),
+        unit=str(status["unit"]) if isinstance(status.get("unit"), str) and status["unit"] else "cores",
         forecast=forecast if isinstance(forecast, Mapping) else None,
         risk=policy.saturation_risk if risk is None else risk,
         saturated_share=_number(slo.get("saturated_share")),
