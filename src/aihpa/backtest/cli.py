@@ -50,7 +50,9 @@ def add_commands(sub: Any) -> None:
         ),
     )
     add_trace_flag(p, help="the CSV trace", positional_alias=True)
-    p.add_argument("--column", metavar="COLUMN", help="demand column (default: the first numeric column)")
+    p.add_argument("--column", metavar="COLUMN",
+                   help="demand column: CPU cores, requests/s, events, any positive series (default: the first "
+                   "numeric column)")
     p.add_argument(
         "--policies", default="hpa,phpa-lr,phpa-hw,oracle,aihpa", metavar="LIST",
         help="comma-separated policies; also hpa+aihpa (the HPA with aihpa setting its floor, as "
