@@ -233,6 +233,18 @@ def _parse_int(raw: str) -> int | None:
     return int(text)
 
 
+def _parse_number(raw: str, within: Callable[[float], bool], what: str) -> float | _Invalid:
+    """A plain decimal number (`_DECIMAL`), finite and `within` its range; else why not, as "must be {what}"."""
+    text = raw.strip()
+    try:
+        value = float(text) if _DECIMAL.fullmatch(text) else math.nan
+    except (ValueError, OverflowError):
+        value = math.nan
+    if not (math.isfinite(value) and within(value)):
+        return _Invalid(f"must be {what}")
+    return value
+
+
 def _parse_replicas(raw: str) -> int | _Invalid:
     value = _parse_int(raw)
     if value is None or not 1 <= value <= _MAX_REPLICAS_LIMIT:
@@ -241,16 +253,7 @@ def _parse_replicas(raw: str) -> int | _Invalid:
 
 
 def _parse_target(raw: str) -> float | _Invalid:
-    text = raw.strip()
-    if not _DECIMAL.fullmatch(text):
-        return _Invalid("must be a number in (0, 1]")
-    try:
-        value = float(text)
-    except (ValueError, OverflowError):
-        return _Invalid("must be a number in (0, 1]")
-    if not (math.isfinite(value) and 0.0 < value <= 1.0):
-        return _Invalid("must be a number in (0, 1]")
-    return value
+    return _parse_number(raw, lambda v: 0.0 < v <= 1.0, "a number in (0, 1]")
 
 
 def _parse_mode(raw: str) -> Mode | _Invalid:
@@ -278,17 +281,7 @@ def stabilization_for(mode: Mode, defaults: PolicyDefaults) -> int:
 
 
 def _parse_risk(raw: str) -> float | _Invalid:
-    text = raw.strip()
-    why = _Invalid(f"must be a number in (0, {MAX_SATURATION_RISK}]")
-    if not _DECIMAL.fullmatch(text):
-        return why
-    try:
-        value = float(text)
-    except (ValueError, OverflowError):
-        return why
-    if not (math.isfinite(value) and 0.0 < value <= MAX_SATURATION_RISK):
-        return why
-    return value
+    return _parse_number(raw, lambda v: 0.0 < v <= MAX_SATURATION_RISK, f"a number in (0, {MAX_SATURATION_RISK}]")
 
 
 def _parse_with_hpa(raw: str) -> WithHpa | _Invalid:
@@ -307,17 +300,7 @@ def _parse_metric(raw: str) -> str | _Invalid:
 
 
 def _parse_metric_target(raw: str) -> float | _Invalid:
-    text = raw.strip()
-    why = _Invalid("must be a positive number")
-    if not _DECIMAL.fullmatch(text):
-        return why
-    try:
-        value = float(text)
-    except (ValueError, OverflowError):
-        return why
-    if not (math.isfinite(value) and value > 0.0):
-        return why
-    return value
+    return _parse_number(raw, lambda v: v > 0.0, "a positive number")
 
 
 def _metric_pair(given: Mapping[str, object], warnings: list[str]) -> tuple[str | None, float | None]:
@@ -357,16 +340,7 @@ def _metric_pair(given: Mapping[str, object], warnings: list[str]) -> tuple[str 
 
 
 def _parse_tolerance(raw: str) -> float | _Invalid:
-    text = raw.strip()
-    if not _DECIMAL.fullmatch(text):
-        return _Invalid("must be a number in [0, 1)")
-    try:
-        value = float(text)
-    except (ValueError, OverflowError):
-        return _Invalid("must be a number in [0, 1)")
-    if not (math.isfinite(value) and 0.0 <= value < 1.0):
-        return _Invalid("must be a number in [0, 1)")
-    return value
+    return _parse_number(raw, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
 
 
 def parse_policy(annotations: Mapping[str, object] | object, *, defaults: PolicyDefaults) -> ParsedPolicy:

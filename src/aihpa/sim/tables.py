@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from aihpa.durations import human_duration
 from aihpa.sim.resources import ResourceType
 from aihpa.sim.types import Obj
 
@@ -18,25 +19,6 @@ __all__ = ["human_duration", "to_table"]
 _Col = tuple[str, str, str, int]  # name, type, format, priority
 
 
-def human_duration(seconds: float) -> str:
-    """Like kubectl's HumanDuration: 45s, 3m20s, 14m, 5h3m, 20h, 2d4h, 40d."""
-    s = int(max(0, seconds))
-    if s < 120:
-        return f"{s}s"
-    m = s // 60
-    if m < 10:
-        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
-    if m < 180:
-        return f"{m}m"
-    h = s // 3600
-    if h < 8:
-        return f"{h}h{(s % 3600) // 60}m" if (s % 3600) // 60 else f"{h}h"
-    if h < 48:
-        return f"{h}h"
-    d = s // 86400
-    if d < 8:
-        return f"{d}d{(s % 86400) // 3600}h" if (s % 86400) // 3600 else f"{d}d"
-    return f"{d}d"
 
 
 def _seconds(value: Any) -> float | None:
