@@ -101,3 +101,17 @@ async def test_without_the_annotation_an_hpa_target_is_left_alone(rig: Rig) -> N
     assert _hpa(rig)["spec"]["minReplicas"] == 2
     warnings = [e for e in rig.cluster.list("v1", "Event", "default") if e.get("reason") == "HPAConflict"]
     assert len(warnings) == 1 and "aihpa/with-hpa=floor" in warnings[0]["message"]
+
+
+async def test_the_users_minimum_comes_back_when_the_label_goes_away(rig: Rig) -> None:
+    await _deploy_with_hpa(rig, floor=True, min_replicas=3)
+    rig.forecaster.value = 6.0
+    await rig.cycles(5)
+    assert _hpa(rig)["spec"]["minReplicas"] == 6
+    await rig.kube.request("PATCH", "/apis/apps/v1/namespaces/default/deployments/web",
+                           body={"metadata": {"labels": {"aihpa/enabled": None}}}, content_type=MERGE_PATCH)
+    await rig.controller.wait_until(lambda: "default/web" not in rig.controller.workloads)
+    await rig.cycles(2)
+    hpa = _hpa(rig)
+    assert hpa["spec"]["minReplicas"] == 3
+    assert "aihpa/original-min-replicas" not in (hpa["metadata"].get("annotations") or {})
