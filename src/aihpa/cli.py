@@ -13,6 +13,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from aihpa._version import __version__
 from aihpa.cli_flags import HelpFormatter, deprecated_aliases
@@ -45,10 +46,11 @@ _TIMED_TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _VERBOSE_HELP = "more log output (-vv for debug, -vvv also JAX's own)"
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The whole command line, or, for a known `command`, only what the module defining it adds."""
+def build_parser(command: str | None = None, *, prog: str = "aihpa") -> argparse.ArgumentParser:
+    """The whole command line, or, for a known `command`, only what the module defining it adds. `prog` is how the
+    usage lines name the program ("kubectl aihpa" when run as the kubectl plugin)."""
     parser = argparse.ArgumentParser(
-        prog="aihpa",
+        prog=prog,
         description="Predictive Horizontal Pod Autoscaler: forecast CPU demand and scale ahead of load.",
         formatter_class=HelpFormatter,
     )
@@ -116,7 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if _asks_version(arguments):  # before any command module loads: `aihpa --version` stays instant
         print(f"aihpa {__version__}")
         return 0
-    parser = build_parser(_command_of(arguments))
+    # installed as the kubectl plugin too (`kubectl aihpa status`): its usage lines say so
+    prog = "kubectl aihpa" if argv is None and Path(sys.argv[0]).name.startswith("kubectl-aihpa") else "aihpa"
+    parser = build_parser(_command_of(arguments), prog=prog)
     args = parser.parse_args(arguments)
     verbosity = int(args.verbose) + int(getattr(args, "sub_verbose", 0))
     base = int(getattr(args, "log_level", logging.WARNING))

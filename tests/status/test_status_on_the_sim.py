@@ -224,7 +224,7 @@ async def test_the_plugin_script_runs_status(tmp_path: Path) -> None:
     async with asyncio.timeout(60):
         out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
-    assert "usage: aihpa status" in out.decode() and "--watch" in out.decode()
+    assert "usage: kubectl aihpa status" in out.decode() and "--watch" in out.decode()
 
 
 async def test_kubectl_finds_the_plugin_and_it_reads_the_cluster(rig: Rig, tmp_path: Path) -> None:
