@@ -23,8 +23,7 @@ import json
 import math
 import re
 import shutil
-import socket
-import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -286,59 +285,18 @@ class Prometheus:
         return result
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def sample_prometheus(workdir: Path) -> Iterator[Prometheus]:
-    """A Prometheus on 127.0.0.1 serving the sample run, backfilled into a fresh TSDB under `workdir`."""
-    binary, promtool = tools()
+    """A Prometheus on 127.0.0.1 serving the sample run, backfilled into a fresh TSDB under `workdir` (the metrics
+    tests' server, `tests.metrics.promserver`)."""
+    tools()  # a clear message before anything starts
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tests.metrics.promserver import serve_prometheus
+
     start, end = sample_window()
-    (workdir / "sample.om").write_text(openmetrics(start))
-    data = workdir / "tsdb"
-    subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(workdir / "sample.om"), str(data)],
-                   check=True, capture_output=True, timeout=120)
-    (workdir / "prometheus.yml").write_text("global:\n  scrape_interval: 60s\nscrape_configs: []\n")
-    port = _free_port()
-    log_path = workdir / "prometheus.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [binary, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={data}",
-             f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=30d"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_ready(url, proc, log_path)
-            yield Prometheus(url=url, start=start, end=end)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    """Poll /-/ready: at most 200 tries over at most 60 s, failing early if the process exits."""
-    deadline = time.monotonic() + 60
-    for _ in range(200):
-        if proc.poll() is not None:
-            raise RuntimeError(f"prometheus exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.3)
-    raise RuntimeError(f"prometheus did not become ready:\n{log.read_text()[-2000:]}")
+    with serve_prometheus(workdir, openmetrics(start)) as url:
+        yield Prometheus(url=url, start=start, end=end)
 
 
 # --- the picture ----------------------------------------------------------------------------------------------------
