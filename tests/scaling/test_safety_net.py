@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from aihpa.scaling import DecisionKind, hold_without_metric, safety_net
+from aihpa.scaling import DecisionKind, hold_beside_hpa, hold_without_metric, safety_net
 
 # (current, the reactive HPA's count, max) -> (replicas, kind)
 CASES = {
@@ -34,3 +34,9 @@ def test_without_a_metric_the_count_is_held_and_the_reason_says_why() -> None:
     decision = hold_without_metric(current=6)
     assert (decision.replicas, decision.recommended, decision.kind) == (6, 6, DecisionKind.HOLD)
     assert "metrics unavailable" in decision.reason
+
+
+def test_beside_an_hpa_the_count_is_held_between_model_steps() -> None:
+    decision = hold_beside_hpa(current=7)
+    assert (decision.replicas, decision.recommended, decision.kind) == (7, 7, DecisionKind.HOLD)
+    assert "the HPA scales" in decision.reason

@@ -32,6 +32,7 @@ from aihpa.scaling import (
     PredictivePolicy,
     ReactivePolicy,
     ReactiveState,
+    hold_beside_hpa,
     hold_without_metric,
     safety_net,
 )
@@ -165,9 +166,7 @@ def decide(
     if usage is None:
         decision = hold_without_metric(current=current)
     elif w.last_step_decided == step and mode == "hpa-floor":
-        # beside an HPA, the HPA itself reacts between model steps: aihpa only moves its floor once a step
-        decision = Decision(replicas=current, recommended=current, kind=DecisionKind.HOLD,
-                            reason="between model steps the HPA scales; aihpa sets its floor once a step")
+        decision = hold_beside_hpa(current=current)
     elif w.last_step_decided == step:
         # between model steps only the rule in force may add pods: the HPA at the workload's target in reactive mode
         # and while the predictive policy falls back on it (no forecast trusted yet); else the HPA at what pods may
@@ -185,9 +184,8 @@ def decide(
             decision, w.state = policy.decide(obs, w.state, forecast=forecast, quantiles=forecaster.quantiles)
         w.last_kind = decision.kind
         w.profile[int((now % 86400) // PROFILE_SLOT_S)] = decision.replicas
-        # the SLO: was the step that just ended short of CPU? (usage at what the ready pods may use)
-        may_use = w.pod.may_use
-        w.short_steps.append(obs.pods_with_metrics > 0 and usage >= obs.pods_with_metrics * may_use * (1 - 1e-9))
+        # the SLO: was the step that just ended short? (usage at what the ready pods may use, not at their ceiling)
+        w.short_steps.append(replace(obs, capacity_per_pod=w.pod.may_use).saturated)
         metrics.saturation_risk.labels(w.ref.namespace, w.ref.name).set(policy.risk)
         if len(w.short_steps) >= SLO_MIN_STEPS:
             # a share of a handful of steps says little: the series starts after an hour of them (one short step

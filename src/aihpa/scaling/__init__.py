@@ -36,7 +36,7 @@ from aihpa.scaling.policy import (
     ScoredPeak,
     Scoring,
 )
-from aihpa.scaling.safety import hold_without_metric, safety_net
+from aihpa.scaling.safety import hold_beside_hpa, hold_without_metric, safety_net
 
 __all__ = [
     "DEFAULT_BEHAVIOR",
@@ -65,6 +65,7 @@ __all__ = [
     "ScoredPeak",
     "Scoring",
     "apply_behavior",
+    "hold_beside_hpa",
     "hold_without_metric",
     "hpa_replicas",
     "predictive_policy",

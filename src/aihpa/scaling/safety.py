@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from aihpa.scaling.decision import Decision, DecisionKind
 
-__all__ = ["hold_without_metric", "safety_net"]
+__all__ = ["hold_beside_hpa", "hold_without_metric", "safety_net"]
 
 
 def hold_without_metric(*, current: int) -> Decision:
@@ -21,6 +21,17 @@ def hold_without_metric(*, current: int) -> Decision:
         replicas=current,
         recommended=current,
         reason=f"metrics unavailable: holding {current} replicas (never scale down without a metric)",
+        kind=DecisionKind.HOLD,
+    )
+
+
+def hold_beside_hpa(*, current: int) -> Decision:
+    """Between model steps beside an HPA (`aihpa/with-hpa: floor`): the HPA itself reacts; aihpa moves its floor
+    once a step, so it keeps the current count."""
+    return Decision(
+        replicas=current,
+        recommended=current,
+        reason="between model steps the HPA scales; aihpa sets its floor once a step",
         kind=DecisionKind.HOLD,
     )
 
