@@ -24,6 +24,7 @@ import numpy as np
 
 from aihpa.annotations import parse_policy
 from aihpa.clock import Clock
+from aihpa.controller.coexist import target_of
 from aihpa.controller.outbox import EventOutbox
 from aihpa.controller.settings import ControllerSettings
 from aihpa.controller.workload import Workload, object_key, pod_cpu
@@ -190,21 +191,16 @@ class WorkloadCache:
             self._isolated("Deployment", event.object, self._upsert)
 
     def on_hpa(self, event: WatchEvent) -> None:
-        def target(hpa: dict[str, Any]) -> str | None:
-            ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
-            if ref.get("kind") != "Deployment":
-                return None
-            return f"{(hpa.get('metadata') or {}).get('namespace')}/{ref.get('name')}"
-
+        """Keep the Deployments an HPA scales (`coexist.target_of`)."""
         if event.type == "SYNC":
-            self.hpa_targets = {t for t in (self._isolated("HorizontalPodAutoscaler", h, target)
+            self.hpa_targets = {t for t in (self._isolated("HorizontalPodAutoscaler", h, target_of)
                                              for h in event.items) if t}
         elif event.type == "DELETED":
-            t = self._isolated("HorizontalPodAutoscaler", event.object, target)
+            t = self._isolated("HorizontalPodAutoscaler", event.object, target_of)
             if t:
                 self.hpa_targets.discard(t)
         else:
-            t = self._isolated("HorizontalPodAutoscaler", event.object, target)
+            t = self._isolated("HorizontalPodAutoscaler", event.object, target_of)
             if t:
                 self.hpa_targets.add(t)
 

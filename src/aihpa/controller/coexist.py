@@ -22,7 +22,7 @@ from aihpa.annotations import ANNOTATION_ORIGINAL_MIN_REPLICAS
 from aihpa.k8s.client import MERGE_PATCH, KubeClient
 from aihpa.k8s.errors import K8sError
 
-__all__ = ["FloorResult", "restore_all", "restore_stale", "set_floor"]
+__all__ = ["FloorResult", "restore_all", "restore_stale", "set_floor", "target_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +33,12 @@ def _hpas_path(namespace: str | None) -> str:
     return f"/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers" if namespace else _HPAS
 
 
-def _targets(hpa: dict[str, Any], namespace: str, name: str) -> bool:
+def target_of(hpa: dict[str, Any]) -> str | None:
+    """The "namespace/name" of the Deployment an HPA scales, or None when it scales something else."""
     ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
-    meta = hpa.get("metadata") or {}
-    return ref.get("kind") == "Deployment" and ref.get("name") == name and meta.get("namespace") == namespace
+    if ref.get("kind") != "Deployment":
+        return None
+    return f"{(hpa.get('metadata') or {}).get('namespace')}/{ref.get('name')}"
 
 
 def _original(hpa: dict[str, Any]) -> int | None:
@@ -66,7 +68,7 @@ async def set_floor(client: KubeClient, *, namespace: str, name: str, floor: int
     """Set the `minReplicas` of the HPA that targets Deployment namespace/name to `floor`, clamped to [the user's own
     minimum, the HPA's maximum]; None when no HPA targets it (any more)."""
     listed = await client.get(_hpas_path(namespace))
-    hpa = next((h for h in listed.get("items") or () if _targets(h, namespace, name)), None)
+    hpa = next((h for h in listed.get("items") or () if target_of(h) == f"{namespace}/{name}"), None)
     if hpa is None:
         return None
     spec = hpa.get("spec") or {}
@@ -110,8 +112,7 @@ async def restore_stale(client: KubeClient, *, coexisting: set[str], namespace: 
     for hpa in listed.get("items") or ():
         if _original(hpa) is None:
             continue
-        ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
-        target = f"{(hpa.get('metadata') or {}).get('namespace')}/{ref.get('name')}"
+        target = target_of(hpa)
         if target in coexisting:
             continue
         try:
