@@ -8,6 +8,10 @@ history of a workload that changes the metric it scales on (`aihpa/metric`: the 
 workload that names a metric the source does not serve gets a Warning Event naming the ones it does; the source
 answers None for it, so its replicas are held (never scaled down) until the name or the controller's queries change.
 
+Sharded, a cache keeps only the Deployments its `owns(namespace, name)` predicate claims: the others are neither
+parsed nor kept, so a shard's memory follows its own share of the cluster. When the shard's share changes at run time,
+`reconsider()` drops what it no longer owns and lists again to pick up what it now does.
+
 It reads the API and the metrics source; it never writes to the cluster (Events go to the outbox).
 """
 
@@ -58,8 +62,12 @@ class WorkloadCache:
         clock: Clock,
         metrics: ControllerMetrics,
         outbox: EventOutbox,
+        owns: Callable[[str, str], bool] | None = None,
     ) -> None:
+        """`owns(namespace, name)` says whether this controller (its shard) keeps a Deployment; None: all of them.
+        It is called for every watch event, so it must be cheap (a hash, not a request)."""
         self.client = client
+        self.owns = owns
         self.metrics_source = metrics_source
         self.history = history
         self.settings = settings
@@ -75,6 +83,7 @@ class WorkloadCache:
         self._watch_seen = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
         self._backfills: set[asyncio.Task[None]] = set()
+        self._deployment_watch: asyncio.Task[None] | None = None
 
     # ---- readiness ----------------------------------------------------------------------------------------------
 
@@ -107,12 +116,35 @@ class WorkloadCache:
     def start(self) -> None:
         """Start both watches (tasks this cache owns until `stop`)."""
         ns = self.settings.watch_namespace
-        deployments = f"/apis/apps/v1/namespaces/{ns}/deployments" if ns else "/apis/apps/v1/deployments"
         hpas = (f"/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers" if ns
                 else "/apis/autoscaling/v2/horizontalpodautoscalers")
-        self._spawn(self._watch(deployments, {"labelSelector": self.settings.label_selector}, self.on_deployment,
-                                _DEPLOYMENTS), name="aihpa-watch-deployments")
+        self.start_deployment_watch()
         self._spawn(self._watch(hpas, {}, self.on_hpa, _HPAS), name="aihpa-watch-hpas")
+
+    def start_deployment_watch(self) -> None:
+        ns = self.settings.watch_namespace
+        deployments = f"/apis/apps/v1/namespaces/{ns}/deployments" if ns else "/apis/apps/v1/deployments"
+        self._deployment_watch = self._spawn(
+            self._watch(deployments, {"labelSelector": self.settings.label_selector}, self.on_deployment,
+                        _DEPLOYMENTS), name="aihpa-watch-deployments")
+
+    async def reconsider(self) -> int:
+        """Ownership changed (`owns` now answers otherwise): drop the workloads no longer owned and list the
+        Deployments again, so the ones now owned are parsed. Returns how many were dropped. The cache stays synced
+        meanwhile: what it still holds is still true."""
+        dropped = [key for key, w in self.workloads.items() if not self._owned(w.ref.namespace, w.ref.name)]
+        for key in dropped:
+            self._drop(key)
+        task = self._deployment_watch
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            self.start_deployment_watch()
+        return len(dropped)
+
+    def _owned(self, namespace: str, name: str) -> bool:
+        return self.owns is None or self.owns(namespace, name)
 
     async def stop(self) -> None:
         """Cancel the watches and any backfill still running, and wait for them."""
@@ -224,6 +256,12 @@ class WorkloadCache:
 
     def _upsert(self, obj: dict[str, Any]) -> str:
         meta = obj.get("metadata") or {}
+        if self.owns is not None and not self.owns(str(meta.get("namespace")), str(meta.get("name"))):
+            # another shard's: not parsed, not kept (and dropped if it was ours before)
+            key = f"{meta.get('namespace')}/{meta.get('name')}"
+            if key in self.workloads:
+                self._drop(key)
+            return key
         parsed = parse_policy(meta.get("annotations") or {}, defaults=self.settings.defaults)
         ref = WorkloadRef(namespace=str(meta.get("namespace")), name=str(meta.get("name")),
                           selector=(obj.get("spec") or {}).get("selector") or {}, metric=parsed.policy.metric)
