@@ -20,6 +20,7 @@ from typing import Any, Final, Protocol, runtime_checkable
 
 __all__ = [
     "CONFIGMAP_PREFIX",
+    "CONTROLLER_SHARD_LABEL",
     "DAY_S",
     "FORMAT_VERSION",
     "MAX_CONFIGMAP_BYTES",
@@ -41,8 +42,10 @@ _KEY_RE: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[-._a-zA-Z0-9]+$")
 _MAX_REPLICAS: Final = 2**31 - 1
 # The label that marks the ConfigMaps holding published profiles; the webhook watches with `aihpa/profiles=true`.
 PROFILES_LABEL: Final = "aihpa/profiles"
-# Shard i of the published profiles lives in the ConfigMap named `aihpa-profiles-<i>`.
+# Shard i of the published profiles lives in the ConfigMap named `aihpa-profiles-<i>`; a sharded controller's shard s
+# of N writes its own, `aihpa-profiles-<s>-of-<N>-<i>`, labeled CONTROLLER_SHARD_LABEL: "<s>-of-<N>".
 CONFIGMAP_PREFIX: Final = "aihpa-profiles-"
+CONTROLLER_SHARD_LABEL: Final = "aihpa/controller-shard"
 # The API server refuses a ConfigMap whose data exceeds 1 MiB; a shard must stay under it.
 MAX_CONFIGMAP_BYTES: Final = 1 << 20
 
@@ -239,13 +242,23 @@ def shard_of(namespace: str, name: str, shards: int) -> int:
     return int.from_bytes(digest[:8], "big") % shards
 
 
-def configmap_name(shard: int) -> str:
-    """The name of the ConfigMap that holds shard `shard`."""
-    return f"{CONFIGMAP_PREFIX}{shard}"
+def configmap_name(shard: int, *, writer: tuple[int, int] | None = None) -> str:
+    """The name of the ConfigMap that holds shard `shard`, as written by controller shard `writer` = (s, N), if the
+    controller is sharded (N > 1): each controller shard writes its own ConfigMaps, so two shards never overwrite
+    each other's, and N is in the name so the shards of an old N never overwrite those of a new one."""
+    if writer is None or writer[1] == 1:
+        return f"{CONFIGMAP_PREFIX}{shard}"
+    return f"{CONFIGMAP_PREFIX}{writer[0]}-of-{writer[1]}-{shard}"
 
 
-def configmaps_for(profiles: Iterable[ReplicaProfile], *, namespace: str, shards: int) -> list[dict[str, Any]]:
+def configmaps_for(
+    profiles: Iterable[ReplicaProfile], *, namespace: str, shards: int, writer: tuple[int, int] | None = None
+) -> list[dict[str, Any]]:
     """The ConfigMap manifests that publish `profiles` in `namespace`, one per shard, shard order.
+
+    `writer` = (s, N): the controller shard that publishes (see `configmap_name`); its ConfigMaps also carry the
+    label `aihpa/controller-shard: "<s>-of-<N>"`. Readers merge every labeled ConfigMap, the newest profile of a
+    workload winning, so a profile a shard of an old N left behind never hides a newer one.
 
     Every shard gets a ConfigMap, empty ones included, so that applying the list also empties a shard whose workloads
     are gone. `data` is exactly `InMemoryProfileSource.to_configmap_data()` of the shard's profiles (keys sorted, so
@@ -268,14 +281,17 @@ def configmaps_for(profiles: Iterable[ReplicaProfile], *, namespace: str, shards
                 f"shard {shard} holds {size} bytes of profiles, over the ConfigMap limit of {MAX_CONFIGMAP_BYTES}; "
                 "publish with more shards"
             )
+        labels = {PROFILES_LABEL: "true", "app.kubernetes.io/name": "aihpa"}
+        if writer is not None and writer[1] > 1:
+            labels[CONTROLLER_SHARD_LABEL] = f"{writer[0]}-of-{writer[1]}"
         manifests.append(
             {
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
                 "metadata": {
-                    "name": configmap_name(shard),
+                    "name": configmap_name(shard, writer=writer),
                     "namespace": namespace,
-                    "labels": {PROFILES_LABEL: "true", "app.kubernetes.io/name": "aihpa"},
+                    "labels": labels,
                 },
                 "data": data,
             }

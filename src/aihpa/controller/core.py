@@ -11,6 +11,10 @@ One cycle every sync period (15 s by default):
    `aihpa/status` annotation), send the cycle's Events (`outbox`), start a model challenge when one is due
    (`models`), and now and then publish the replica profiles for the webhook and save the history (`publishing`).
 
+Sharded (`settings.shards` > 1, `sharding`): the replica keeps and acts on its shard's workloads only, leads that
+shard's Lease, and every scale write carries the workload's model-step record, so no workload is scaled by two
+replicas at one model step.
+
 Units: each workload's own, throughout (usage, forecasts, what a pod may use): cores, or, for a workload that
 scales on a named metric (`aihpa/metric`, e.g. requests per second), that metric's unit with the per-pod target as a
 pod's capacity; its reasons name the metric and the target. A missing metric never causes a scale-down; a
@@ -33,7 +37,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aihpa.clock import Clock, SystemClock
-from aihpa.controller import coexist, forecasting, publishing
+from aihpa.controller import coexist, forecasting, publishing, sharding
 from aihpa.controller.actuation import Actuator
 from aihpa.controller.cache import WorkloadCache
 from aihpa.controller.deciding import PendingAction, WorkloadDecision, decide, select
@@ -99,15 +103,24 @@ class Controller:
         self._history = restored or History(step_s=settings.step_s, capacity=settings.history_capacity)
         self.events = EventRecorder(client, instance=settings.identity)
         self.outbox = EventOutbox(self.events)
+        # the shard this replica serves, fixed for its life (`sharding`): its cache keeps that shard's workloads only
+        self.shard = sharding.ShardAssignment(shard=settings.shard, shards=settings.shards)
         self.cache = WorkloadCache(client=client, metrics_source=metrics, history=self._history, settings=settings,
-                                   clock=self.clock, metrics=self.metrics, outbox=self.outbox)
+                                   clock=self.clock, metrics=self.metrics, outbox=self.outbox,
+                                   owns=self.shard.owns if self.shard.sharded else None)
         self.models = ModelScheduler(forecaster, settings=settings, history=self._history,
                                      workloads=self.cache.workloads, metrics=self.metrics, outbox=self.outbox)
-        self.actuator = Actuator(client, settings=settings, metrics=self.metrics, outbox=self.outbox)
+        self.actuator: Actuator
+        if self.shard.sharded:
+            # every scale write carries the step record, and none leaves once the shard's Lease is not provably held
+            self.actuator = sharding.FencedActuator(client, settings=settings, metrics=self.metrics,
+                                                    outbox=self.outbox, holds=self._holds)
+        else:
+            self.actuator = Actuator(client, settings=settings, metrics=self.metrics, outbox=self.outbox)
         self.elector = LeaderElector(
             client,
             namespace=settings.namespace,
-            name=settings.lease_name,
+            name=self.shard.lease_name(settings.lease_name),
             identity=settings.identity,
             settings=settings.lease,
         )
@@ -166,7 +179,13 @@ class Controller:
 
     @property
     def is_leader(self) -> bool:
+        """Whether this replica acts: it leads its Lease (sharded: it can still prove so, `LeaderElector.holds`)."""
+        if self.shard.sharded:
+            return self._holds()
         return self.elector.is_leader if self.settings.leader_election else True
+
+    def _holds(self) -> bool:
+        return self.elector.holds() if self.settings.leader_election else True
 
     @property
     def synced(self) -> bool:
@@ -261,6 +280,8 @@ class Controller:
         for p in pending:
             _in_its_unit(p)
         if self.is_leader:
+            if isinstance(self.actuator, sharding.FencedActuator):
+                self.actuator.step = step
             decisions = await bounded((self.actuator.actuate(p, now=now, forecaster=forecaster) for p in pending),
                                       limit=settings.api_concurrency)
             await self.outbox.flush(concurrency=settings.api_concurrency)
@@ -312,6 +333,7 @@ class Controller:
         return await publishing.publish_profiles(
             self.client, self.profiles(now=now), namespace=self.settings.namespace,
             shards=self.settings.profile_shards, metrics=self.metrics,
+            writer=(self.shard.shard, self.shard.shards) if self.shard.sharded else None,
         )
 
     async def wait_for_challenge(self, *, timeout_s: float = 120.0) -> Challenge | None:

@@ -1,7 +1,8 @@
 """What the controller keeps beyond one cycle: replica profiles published for the webhook, and the history file.
 
 Profiles are each workload's decided replicas by 15-minute slot of the day, written (leader only) into sharded
-ConfigMaps in the controller's namespace, where the webhook reads its initial forecast. The history is saved to a
+ConfigMaps in the controller's namespace, where the webhook reads its initial forecast. A sharded controller's shard
+writes its own set of ConfigMaps, with its own workloads. The history is saved to a
 file (e.g. on a PVC) atomically and restored on start. A failure here is logged, never raised.
 """
 
@@ -48,11 +49,15 @@ def profiles(workloads: Iterable[Workload], *, model_version: str, now: float) -
 
 
 async def publish_profiles(
-    client: KubeClient, items: list[ReplicaProfile], *, namespace: str, shards: int, metrics: ControllerMetrics
+    client: KubeClient, items: list[ReplicaProfile], *, namespace: str, shards: int, metrics: ControllerMetrics,
+    writer: tuple[int, int] | None = None,
 ) -> int:
-    """Write the profiles into sharded ConfigMaps in `namespace`; returns how many ConfigMaps were written."""
+    """Write the profiles into sharded ConfigMaps in `namespace`; returns how many ConfigMaps were written.
+
+    `writer` = (s, N): a sharded controller's shard, which writes its own ConfigMaps (`aihpa.profiles.configmap_name`)
+    holding its own workloads only; the webhook merges all of them."""
     written = 0
-    for cm in configmaps_for(items, namespace=namespace, shards=shards):
+    for cm in configmaps_for(items, namespace=namespace, shards=shards, writer=writer):
         path = f"/api/v1/namespaces/{namespace}/configmaps"
         name = cm["metadata"]["name"]
         try:

@@ -41,6 +41,11 @@ class ControllerSettings:
     identity: str = field(default_factory=socket.gethostname)
     leader_election: bool = True
     lease_name: str = "aihpa-controller"
+    # workloads are split into `shards` by a stable hash of namespace/name (`aihpa.controller.sharding`); this replica
+    # serves shard `shard` (0..shards-1) and competes for that shard's Lease only. 1: one shard, the Lease
+    # `lease_name` itself, exactly the unsharded controller
+    shards: int = 1
+    shard: int = 0
     lease: LeaseSettings = field(default_factory=LeaseSettings)
     defaults: PolicyDefaults = field(default_factory=PolicyDefaults)
     # the default `aihpa/saturation-risk` (the share of minutes a workload may be short of CPU) for workloads that
@@ -88,6 +93,11 @@ class ControllerSettings:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
         if not self.namespace or not self.lease_name:
             raise ValueError("namespace and lease_name must not be empty")
+        if isinstance(self.shards, bool) or not isinstance(self.shards, int) or self.shards < 1:
+            raise ValueError(f"shards must be a whole number >= 1, got {self.shards!r}")
+        if isinstance(self.shard, bool) or not isinstance(self.shard, int) or not 0 <= self.shard < self.shards:
+            raise ValueError(f"shard must be in 0..{self.shards - 1} (one of the {self.shards} shards), "
+                             f"got {self.shard!r}")
 
 
     @property

@@ -117,6 +117,13 @@ class LeaderElector:
             logger.warning("lease %s/%s: %s", self._namespace, self._name, exc)
             return False
 
+    def holds(self) -> bool:
+        """Whether this replica can still prove it holds the lease: it leads and renewed within `renew_deadline_s`
+        of the client's clock. Checked before each write of a long cycle, so a holder whose renewals stopped (a
+        stalled election loop, an unreachable API server) stops writing at the deadline, before the lease can
+        expire and another replica take it, even if no election round has run to step it down."""
+        return self.is_leader and self._client.clock.now() - self._last_renew < self.settings.renew_deadline_s
+
     async def step(self) -> None:
         """One election round, with the step-down rule for a leader that cannot renew."""
         ok = await self.try_acquire_or_renew()
