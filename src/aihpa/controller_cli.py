@@ -73,6 +73,13 @@ def add_commands(sub: Any) -> None:
                    help=argparse.SUPPRESS)
     p.add_argument("--identity", default=None, help="name in the leader election (default: hostname)")
     p.add_argument("--no-leader-election", action="store_true", help="act without holding the lease")
+    p.add_argument("--shards", type=int, default=1, metavar="N",
+                   help="split the workloads into N shards by a stable hash of namespace/name, each with its own "
+                   "Lease (aihpa-controller-shard-<i>-of-<N>) and its own replicas (default: 1, one Lease "
+                   "aihpa-controller for all)")
+    p.add_argument("--shard", type=int, default=0, metavar="I",
+                   help="the shard this replica serves, 0..N-1; its replicas compete for that shard's Lease only "
+                   "(default: 0)")
     p.add_argument("--history-file", default=None, help="persist the usage history here, e.g. on a PVC (default: "
                    "kept in memory only)")
     p.add_argument("--profile-shards", type=int, default=4, metavar="N",
@@ -92,6 +99,10 @@ def _settings(args: argparse.Namespace) -> Any:
     defaults = policy_defaults(args)
     if args.sync_period <= 0:
         raise UserError("--sync-period must be positive")
+    if args.shards < 1:
+        raise UserError(f"--shards must be at least 1, got {args.shards}")
+    if not 0 <= args.shard < args.shards:
+        raise UserError(f"--shard must be in 0..{args.shards - 1} (one of --shards {args.shards}), got {args.shard}")
 
     from dataclasses import replace
 
@@ -106,6 +117,8 @@ def _settings(args: argparse.Namespace) -> Any:
         defaults=defaults,
         history_file=args.history_file,
         profile_shards=args.profile_shards,
+        shards=args.shards,
+        shard=args.shard,
         dry_run=args.dry_run,
         lifecycle=None if args.models_dir is None else LifecycleSettings(models_dir=args.models_dir),
         retrain_every_s=args.retrain_every,
