@@ -423,3 +423,25 @@ async def test_changing_3_to_4_shards_never_scales_a_workload_twice_in_a_step(
         assert not log.twice(), log.twice()
     finally:
         await stop_all(sim_cluster, old + new)
+
+
+async def test_a_standby_that_wins_its_shard_runs_a_cycle_at_once(
+    sim_cluster: Cluster, sim_api_client: ApiClient
+) -> None:
+    """The cycle loop's wait ends when the shard's Lease changes hands, so a taker scales the dead holder's
+    workloads within lease + retry, not up to a sync period (15 s) later."""
+    await sim_cluster.ensure_namespace("aihpa")
+    b = await start_replica(sim_cluster, sim_api_client, identity="b", shard=1, shards=3)
+    try:
+        b.controller.elector.changed.clear()  # as the loop does when a cycle begins
+        before = sim_cluster.clock.now()
+        pause = asyncio.create_task(b.controller._pause(b.controller.settings.sync_period_s))
+        await asyncio.sleep(0)
+        assert not pause.done()
+        await b.controller.elector.step()  # the shard's Lease is free: b takes it
+        assert b.controller.is_leader
+        async with asyncio.timeout(5):
+            await pause
+        assert sim_cluster.clock.now() == before, "the wait ended on the Lease, not on the clock"
+    finally:
+        await stop_all(sim_cluster, [b])

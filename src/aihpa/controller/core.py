@@ -246,13 +246,30 @@ class Controller:
     async def _loop(self) -> None:
         period = self.settings.sync_period_s
         while True:
+            self.elector.changed.clear()
             try:
                 await self.run_cycle()
             except Exception:  # the loop must survive anything one cycle throws
                 logger.exception("controller cycle failed")
                 self.metrics.errors.labels(kind="cycle").inc()
             now = self.clock.now()
-            await self.clock.sleep(period - (now % period) if period > 0 else 0)
+            await self._pause(period - (now % period) if period > 0 else 0)
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait until the next cycle is due; sharded, also stop waiting when this replica wins (or loses) its
+        shard's Lease, so that a standby taking over a dead holder's shard acts at once, not up to a sync period
+        later: the shard's workloads are scaled again within lease + retry of the holder's death."""
+        if not (self.shard.sharded and self.settings.leader_election):
+            await self.clock.sleep(seconds)
+            return
+        # cleared when the cycle began (`_loop`): a change during the cycle ends the wait at once
+        waits = [asyncio.ensure_future(self.clock.sleep(seconds)), asyncio.ensure_future(self.elector.changed.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
 
     # ---- the cycle ----------------------------------------------------------------------------------------------
 
