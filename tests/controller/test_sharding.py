@@ -158,7 +158,7 @@ class ScaleLog:
         after = (ev.obj.get("spec") or {}).get("replicas")
         if before != after:
             meta = ev.obj["metadata"]
-            self.changes.append((self.cluster.clock.now(), f"{meta['namespace']}/{meta['name']}", int(after)))
+            self.changes.append((self.cluster.clock.now(), f"{meta['namespace']}/{meta['name']}", int(after or 0)))
 
     def per_step(self) -> dict[tuple[str, int], int]:
         counts: dict[tuple[str, int], int] = defaultdict(int)
@@ -182,6 +182,11 @@ class Replica:
     @property
     def name(self) -> str:
         return self.controller.settings.identity
+
+
+def leads(r: Replica) -> bool:
+    """Whether the replica acts (a function, so that a type checker does not carry an earlier answer over)."""
+    return r.controller.is_leader
 
 
 async def start_replica(
@@ -215,7 +220,11 @@ async def wait_for_own(replicas: Iterable[Replica], names: list[str]) -> None:
     for r in replicas:
         c = r.controller
         mine = {f"default/{n}" for n in names if c.shard.owns("default", n)}
-        await c.wait_until(lambda c=c, mine=mine: set(c.workloads) == mine, timeout_s=30.0)
+
+        def known(c: Controller = c, mine: set[str] = mine) -> bool:
+            return set(c.workloads) == mine
+
+        await c.wait_until(known, timeout_s=30.0)
 
 
 async def elections(cluster: Cluster, live: list[Replica], *, seconds: float) -> None:
@@ -304,9 +313,10 @@ async def test_a_holder_killed_mid_cycle_is_replaced_within_lease_and_retry_and_
         # b decides otherwise for this step (its model answers 2 cores where a's said 3): a second write at this
         # step would be a double actuation, and the fence must refuse it
         forecast([b], 2.0 if minute_value(step) > 1 else 1.5)
-        while not b.controller.is_leader:
-            assert sim_cluster.clock.now() - died <= TAKEOVER_S, "no takeover within lease + retry"
+        for _ in range(round(TAKEOVER_S / LEASE.retry_s)):
             await elections(sim_cluster, [b], seconds=LEASE.retry_s)
+            if leads(b):
+                break
         holder, acquired = lease_acquired(sim_cluster, "aihpa-controller-shard-0-of-2")
         assert holder == "b" and 0 < acquired - died <= TAKEOVER_S
         assert math.floor(sim_cluster.clock.now() / STEP_S) == step, "the takeover falls in the step a died in"
@@ -324,8 +334,8 @@ async def test_a_holder_killed_mid_cycle_is_replaced_within_lease_and_retry_and_
             await cycles([b])
             assert log.scaled(step=step) == set(mine)
         assert not log.twice(), log.twice()
-        records = {sim_cluster.get("apps/v1", "Deployment", key.split("/")[1], "default")["metadata"]["annotations"]
-                   [ANNOTATION_ACTUATED] for key in mine}  # type: ignore[index]
+        deployments = [sim_cluster.get("apps/v1", "Deployment", key.split("/")[1], "default") for key in mine]
+        records = {(d or {})["metadata"]["annotations"][ANNOTATION_ACTUATED] for d in deployments}
         assert records == {f"{step}/b"}
         assert not any(shard_of("default", key.split("/")[1], 2) != 0 for key, _ in log.per_step())
     finally:
@@ -405,7 +415,7 @@ async def test_changing_3_to_4_shards_never_scales_a_workload_twice_in_a_step(
             assert log.twice(), "the scenario must race without the fence, or it proves nothing"
             return
         assert not log.twice(), log.twice()
-        assert sum(r.controller.actuator.fenced for r in old + new  # type: ignore[attr-defined]
+        assert sum(r.controller.actuator.fenced for r in old + new
                    if isinstance(r.controller.actuator, FencedActuator)) > 0, "the fence never had to act"
         for step in overlap:
             assert log.scaled(step=step) == {f"default/{n}" for n in NAMES}, "each workload scaled once a step"
