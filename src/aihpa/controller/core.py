@@ -127,6 +127,10 @@ class Controller:
         self._tasks: list[asyncio.Task[None]] = []
         self._last_cycle: float | None = None
         self._last_publish: float | None = None
+        # sharded: the model step this replica last decided as a standby, and those step decisions (not carried out),
+        # so that taking the shard over within that step carries them out instead of waiting for the next step
+        self._standby_step: int | None = None
+        self._standby_pending: dict[str, PendingAction] = {}
         self.metrics.model.labels(version=forecaster.version).set(1)
 
     # ---- what it holds ------------------------------------------------------------------------------------------
@@ -299,6 +303,7 @@ class Controller:
         if self.is_leader:
             if isinstance(self.actuator, sharding.FencedActuator):
                 self.actuator.step = step
+                pending = self._took_over(pending, step=step)
             decisions = await bounded((self.actuator.actuate(p, now=now, forecaster=forecaster) for p in pending),
                                       limit=settings.api_concurrency)
             await self.outbox.flush(concurrency=settings.api_concurrency)
@@ -313,6 +318,11 @@ class Controller:
                     publishing.save_history(self._history, Path(settings.history_file))
         else:
             decisions = [p.result(applied=False) for p in pending]
+            if self.shard.sharded:
+                if self._standby_step != step:
+                    self._standby_step, self._standby_pending = step, {}
+                decided = {w.key for w in new_step}
+                self._standby_pending.update((p.workload.key, p) for p in pending if p.workload.key in decided)
             self.outbox.clear()  # standbys do not speak for the cluster
         self.metrics.leader.set(1 if self.is_leader else 0)
         self.metrics.workloads.labels(state="active").set(len(active))
@@ -320,6 +330,21 @@ class Controller:
         self.metrics.cycle.observe(asyncio.get_running_loop().time() - started)
         self._last_cycle = now
         return CycleReport(time=now, decisions=tuple(decisions), forecasted=forecasted, skipped=skipped)
+
+    def _took_over(self, pending: list[PendingAction], *, step: int) -> list[PendingAction]:
+        """This cycle's actions, with the step decisions this replica made as a standby earlier in this model step
+        in place of this cycle's between-steps ones: a taker carries out the step at once. The fence still refuses
+        a workload the dead holder already scaled at this step."""
+        stored, self._standby_pending = self._standby_pending, {}
+        if self._standby_step != step or not stored:
+            return pending
+        out = []
+        for p in pending:
+            step_decision = stored.get(p.workload.key)
+            if step_decision is not None and p.decision.replicas == p.current:  # this cycle's would change nothing
+                p = replace(step_decision, current=p.current)
+            out.append(p)
+        return out
 
     async def _restore_hpa_floors(self, active: list[Workload]) -> None:
         """Once a model step: give back the floor of every HPA whose workload no longer coexists with aihpa."""
