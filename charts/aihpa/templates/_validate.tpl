@@ -37,6 +37,12 @@ Every message names the value to change. Included once, by the controller Deploy
 {{- if and (eq $c.metrics.source "prometheus") (not $c.metrics.prometheus.url) }}
 {{- fail "controller.metrics.source=prometheus needs controller.metrics.prometheus.url" }}
 {{- end }}
+{{- if or (not (kindIs "float64" (float64 $c.shards))) (lt (float64 $c.shards) 1.0) (ne (float64 $c.shards) (float64 (int $c.shards))) }}
+{{- fail (printf "controller.shards must be a whole number of at least 1 (1: one controller for all workloads), got %v" $c.shards) }}
+{{- end }}
+{{- if and (gt (int $c.shards) 1) (not $c.leaderElection) }}
+{{- fail "controller.shards > 1 needs controller.leaderElection: each shard's replicas take turns on the shard's Lease" }}
+{{- end }}
 {{- if and (gt (int $c.replicas) 1) (not $c.leaderElection) }}
 {{- fail "controller.replicas > 1 needs controller.leaderElection: two controllers without a lease would both scale" }}
 {{- end }}
