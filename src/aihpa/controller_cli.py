@@ -25,6 +25,10 @@ logger = logging.getLogger(__name__)
 
 #: --controller-namespace's default (`aihpa sim serve` creates it, so the offline steps work as written)
 CONTROLLER_NAMESPACE = "aihpa"
+#: --kube-api-qps and --kube-api-burst defaults: KubeClient's own (`aihpa.k8s.client.DEFAULT_QPS`, `DEFAULT_BURST`; a
+#: test holds them equal), written out so that building the parser does not import the Kubernetes client
+KUBE_API_QPS = 200.0
+KUBE_API_BURST = 2000
 
 
 def add_commands(sub: Any) -> None:
@@ -80,6 +84,11 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--shard", type=int, default=0, metavar="I",
                    help="the shard this replica serves, 0..N-1; its replicas compete for that shard's Lease only "
                    "(default: 0)")
+    p.add_argument("--kube-api-qps", type=float, default=KUBE_API_QPS, metavar="QPS",
+                   help="writes a second to the API server, sustained (client-go's rate limiter; 0: unlimited) "
+                   f"(default: {KUBE_API_QPS:g})")
+    p.add_argument("--kube-api-burst", type=int, default=KUBE_API_BURST, metavar="N",
+                   help=f"writes sent at once before --kube-api-qps paces them (default: {KUBE_API_BURST})")
     p.add_argument("--history-file", default=None, help="persist the usage history here, e.g. on a PVC (default: "
                    "kept in memory only)")
     p.add_argument("--profile-shards", type=int, default=4, metavar="N",
@@ -99,6 +108,9 @@ def _settings(args: argparse.Namespace) -> Any:
     defaults = policy_defaults(args)
     if args.sync_period <= 0:
         raise UserError("--sync-period must be positive")
+    if args.kube_api_qps < 0 or args.kube_api_burst < 1:
+        raise UserError(f"--kube-api-qps must be 0 (unlimited) or more and --kube-api-burst at least 1, got "
+                        f"{args.kube_api_qps:g} and {args.kube_api_burst}")
     if args.shards < 1:
         raise UserError(f"--shards must be at least 1, got {args.shards}")
     if not 0 <= args.shard < args.shards:
@@ -223,7 +235,7 @@ async def _serve_with(args: argparse.Namespace, settings: Any, api: Any) -> None
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    kube = KubeClient(api)
+    kube = KubeClient(api, qps=args.kube_api_qps or None, burst=args.kube_api_burst)
     source: Any
     queries = getattr(args, "metric_queries", {})
     if args.metrics == "prometheus":

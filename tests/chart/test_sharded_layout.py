@@ -140,3 +140,13 @@ def test_a_shard_count_below_one_or_fractional_is_refused(
 def test_shards_without_leader_election_are_refused(render: Render) -> None:
     with pytest.raises(helm.HelmRenderError, match=r"controller.shards > 1 needs controller.leaderElection"):
         render({"controller": {"shards": 2, "replicas": 1, "leaderElection": False}})
+
+
+def test_the_api_rate_limit_reaches_every_shard_and_is_left_out_by_default(render: Render) -> None:
+    (plain,) = controllers(render({}))
+    assert not any(a.startswith("--kube-api-") for a in container_args(plain))
+    for deployment in controllers(render({"controller": {"shards": 2, "kubeApi": {"qps": 50.5, "burst": 3000000}}})):
+        args = parse_cli(container_args(deployment))
+        assert (args.kube_api_qps, args.kube_api_burst) == (50.5, 3_000_000)
+    (unlimited,) = controllers(render({"controller": {"kubeApi": {"qps": 0}}}))
+    assert parse_cli(container_args(unlimited)).kube_api_qps == 0
