@@ -77,6 +77,17 @@ def test_each_write_is_named_by_what_it_changes(path: str, kind: str) -> None:
     assert write_kind(path) == kind
 
 
+def test_a_json_patch_of_a_deployments_replicas_is_a_scale_write() -> None:
+    path = "/apis/apps/v1/namespaces/default/deployments/web"
+    fenced = [{"op": "test", "path": "/spec/replicas", "value": 2},
+              {"op": "add", "path": "/metadata/annotations/aihpa~1actuated-step", "value": "7/a"},
+              {"op": "replace", "path": "/spec/replicas", "value": 3}]
+    assert write_kind(path, fenced) == "scale"
+    # a test of the count alone changes nothing of it
+    assert write_kind(path, fenced[:2]) == "status"
+    assert write_kind(path, {"metadata": {"annotations": {"aihpa/status": "{}"}}}) == "status"
+
+
 async def test_writes_beyond_the_burst_wait_for_the_rate_and_reads_do_not(
     sim_cluster: Cluster, sim_api_client: ApiClient
 ) -> None:

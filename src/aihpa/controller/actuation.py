@@ -71,6 +71,10 @@ class Actuator:
         self.settings = settings
         self.metrics = metrics
         self.outbox = outbox
+        if getattr(client, "observer", None) is None:
+            # the controller's metrics count every write of this client (scales, statuses, Events, Leases) and
+            # the time each waited for the rate limit
+            client.observer = metrics
 
     async def actuate(self, p: PendingAction, *, now: float, forecaster: Forecaster) -> WorkloadDecision:
         """Patch the scale when it changes (never in dry-run), then the status annotation."""

@@ -31,7 +31,7 @@ from aihpa.clock import Clock
 from aihpa.controller.coexist import target_of
 from aihpa.controller.outbox import EventOutbox
 from aihpa.controller.settings import ControllerSettings
-from aihpa.controller.workload import Workload, object_key, pod_cpu
+from aihpa.controller.workload import Workload, object_key, pod_cpu, slim_deployment
 from aihpa.k8s.client import KubeClient
 from aihpa.k8s.errors import K8sError
 from aihpa.k8s.events import ObjectRef
@@ -272,12 +272,14 @@ class WorkloadCache:
             self.history.forget(ref.key)
             self.workloads.pop(ref.key)
             w = None
+        # the pods' CPU is read off the full object once; the cache keeps only the slim part of it
+        request, limit, slim = pod_cpu(obj, "requests"), pod_cpu(obj, "limits"), slim_deployment(obj)
         if w is None:
-            w = Workload(ref=ref, obj=obj, parsed=parsed, request_cores=pod_cpu(obj, "requests"))
+            w = Workload(ref=ref, obj=slim, parsed=parsed, request_cores=request, limit_cores=limit)
             self.workloads[ref.key] = w
             self._backfill(w)
         else:
-            w.ref, w.obj, w.parsed, w.request_cores = ref, obj, parsed, pod_cpu(obj, "requests")
+            w.ref, w.obj, w.parsed, w.request_cores, w.limit_cores = ref, slim, parsed, request, limit
         unknown = self._unknown_metric(ref.metric)
         warnings = parsed.warnings if unknown is None else (*parsed.warnings, unknown)
         if warnings != w.warned:

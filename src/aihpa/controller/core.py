@@ -328,6 +328,7 @@ class Controller:
         self.metrics.workloads.labels(state="active").set(len(active))
         self.metrics.workloads.labels(state="skipped").set(len(skipped))
         self.metrics.cycle.observe(asyncio.get_running_loop().time() - started)
+        self.metrics.end_cycle()
         self._last_cycle = now
         return CycleReport(time=now, decisions=tuple(decisions), forecasted=forecasted, skipped=skipped)
 

@@ -1,20 +1,28 @@
-"""One managed Deployment as the controller knows it, and what it reads off the raw object. No I/O."""
+"""One managed Deployment as the controller knows it, and what it reads off the raw object. No I/O.
+
+Memory is per workload, times tens of thousands: a workload keeps a slim copy of its Deployment (`slim_deployment`:
+what the controller, its actuation and its fence read, not the pod template, managed fields or status conditions),
+its pods' CPU parsed once, and its windows as compact arrays rather than lists of Python objects.
+"""
 
 from __future__ import annotations
 
 import math
-from collections import deque
+from array import array
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
-from aihpa.annotations import ParsedPolicy
+from aihpa.annotations import ANNOTATION_STATUS, ParsedPolicy
 from aihpa.metrics.quantity import parse_cpu
 from aihpa.metrics.source import WorkloadRef
 from aihpa.scaling import DecisionKind, PodCpu, PredictiveState
 
-__all__ = ["PROFILE_SLOTS", "PROFILE_SLOT_S", "SLO_MIN_STEPS", "Workload", "object_key", "pod_cpu"]
+__all__ = [
+    "PROFILE_SLOTS", "PROFILE_SLOT_S", "SLO_MIN_STEPS", "StepWindow", "Workload", "object_key", "pod_cpu",
+    "slim_deployment",
+]
 
 # the replica profiles published for the webhook: one count per 15-minute slot of the day
 PROFILE_SLOT_S = 900
@@ -24,15 +32,82 @@ SLO_WINDOW_STEPS = 1440
 # ... and exported as a metric once this many steps are in it
 SLO_MIN_STEPS = 60
 
+# what `Workload.limit_cores` holds until it is known: read off `obj` (a full object) when the workload is built
+_FROM_OBJECT: Final = -1.0
 
-@dataclass
+_META_KEPT = ("namespace", "name", "uid", "resourceVersion", "generation")
+
+
+def slim_deployment(obj: dict[str, Any]) -> dict[str, Any]:
+    """The part of a Deployment the controller reads, in the Deployment's own shape (so any reader of
+    `Workload.obj` works on it): name, namespace, uid, resourceVersion, labels, the aihpa/* annotations but the
+    status the controller writes itself, spec.replicas and selector, and status.replicas and readyReplicas.
+
+    A full Deployment from the API server, with its pod template, managed fields and conditions, is a tree of ~200
+    Python objects (about 17 KB); this is about a tenth of it. The `annotations` key is kept, empty, when the object
+    had annotations and none of them are aihpa's: a JSON patch that adds a member under /metadata/annotations must not
+    find the map missing and replace it whole."""
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    slim_meta: dict[str, Any] = {k: meta[k] for k in _META_KEPT if k in meta}
+    labels = meta.get("labels")
+    if isinstance(labels, dict):
+        slim_meta["labels"] = labels
+    annotations = meta.get("annotations")
+    if isinstance(annotations, dict):
+        slim_meta["annotations"] = {k: v for k, v in annotations.items()
+                                    if k.startswith("aihpa/") and k != ANNOTATION_STATUS}
+    slim_spec = {k: spec[k] for k in ("replicas", "selector") if k in spec}
+    slim_status = {k: status[k] for k in ("replicas", "readyReplicas") if k in status}
+    return {"metadata": slim_meta, "spec": slim_spec, "status": slim_status}
+
+
+class StepWindow:
+    """The last `capacity` model steps' short-of-CPU flags, one byte each (a deque of bools costs eight, and a
+    day's window is kept for every workload)."""
+
+    __slots__ = ("_buf", "_count", "_head", "_short")
+
+    def __init__(self, capacity: int = SLO_WINDOW_STEPS) -> None:
+        self._buf = np.zeros(capacity, dtype=np.bool_)
+        self._head = 0
+        self._count = 0
+        self._short = 0
+
+    def append(self, short: bool) -> None:
+        if self._count == self._buf.shape[0]:
+            self._short -= int(self._buf[self._head])
+        else:
+            self._count += 1
+        self._buf[self._head] = short
+        self._short += int(short)
+        self._head = (self._head + 1) % self._buf.shape[0]
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __bool__(self) -> bool:
+        return self._count > 0
+
+    @property
+    def short(self) -> int:
+        """How many of the steps in the window were short."""
+        return self._short
+
+
+@dataclass(eq=False)
 class Workload:
-    """A Deployment labeled for aihpa: its last seen object, its parsed policy, and the controller's state for it."""
+    """A Deployment labeled for aihpa: its slim object (`slim_deployment`), its parsed policy, its pods' CPU, and
+    the controller's state for it."""
 
     ref: WorkloadRef
     obj: dict[str, Any]
     parsed: ParsedPolicy
     request_cores: float | None
+    # one pod's CPU limit (None: no hard cap); read off `obj` when not given (the cache parses it from the full
+    # object before slimming it)
+    limit_cores: float | None = _FROM_OBJECT
     state: PredictiveState = field(default_factory=PredictiveState)
     warned: tuple[str, ...] = ()
     hpa_warned: bool = False
@@ -42,18 +117,23 @@ class Workload:
     # an HPA targets it too and it asked aihpa to set that HPA's floor (`aihpa/with-hpa: floor`): see `coexist`
     beside_hpa: bool = False
     # whether each model step of the last day was short of CPU (usage at what the ready pods may use): the SLO
-    short_steps: deque[bool] = field(default_factory=lambda: deque(maxlen=SLO_WINDOW_STEPS))
+    short_steps: StepWindow = field(default_factory=StepWindow)
+    forecast: np.ndarray | None = None  # [horizon, quantiles] in cores
+    last_forecast: float | None = None  # the median for the next step, from the last forecast
+    # replicas by 15-minute slot of the day (-1: not seen), four bytes a slot
+    profile: array[int] = field(default_factory=lambda: array("i", [-1] * PROFILE_SLOTS))
+    # what the last status annotation written said, less its numbers (replicas, mode, kind, wording), and when
+    status_written: str = ""
+    status_time: float = -math.inf
+
+    def __post_init__(self) -> None:
+        if self.limit_cores == _FROM_OBJECT:
+            self.limit_cores = pod_cpu(self.obj, "limits")
 
     @property
     def saturated_share(self) -> float | None:
         """The realized share of short model steps over the window (None before the first step)."""
-        return sum(self.short_steps) / len(self.short_steps) if self.short_steps else None
-    forecast: np.ndarray | None = None  # [horizon, quantiles] in cores
-    last_forecast: float | None = None  # the median for the next step, from the last forecast
-    profile: list[int] = field(default_factory=lambda: [-1] * PROFILE_SLOTS)
-    # what the last status annotation written said, less its numbers (replicas, mode, kind, wording), and when
-    status_written: str = ""
-    status_time: float = -math.inf
+        return self.short_steps.short / len(self.short_steps) if self.short_steps else None
 
     @property
     def key(self) -> str:
@@ -76,7 +156,7 @@ class Workload:
         target = self.parsed.policy.metric_target
         if self.ref.metric is not None and target is not None:
             return PodCpu(request=target, limit=target)
-        return PodCpu(request=self.request_cores, limit=pod_cpu(self.obj, "limits"))
+        return PodCpu(request=self.request_cores, limit=self.limit_cores)
 
     @property
     def usage_ceiling(self) -> float:
@@ -84,7 +164,7 @@ class Workload:
         without a limit, and on a named metric, whose count goes on above the target."""
         if self.ref.metric is not None:
             return math.inf
-        return pod_cpu(self.obj, "limits") or math.inf
+        return self.limit_cores or math.inf
 
     @property
     def replicas(self) -> int:

@@ -53,9 +53,10 @@ DEFAULT_BURST = 2000
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def write_kind(path: str) -> str:
-    """What a write at `path` changes, as the controller's metrics name it: scale, status (a Deployment's own
-    object: the controller writes only its status annotation there), event, or the resource's plural."""
+def write_kind(path: str, body: Any = None) -> str:
+    """What a write at `path` changes, as the controller's metrics name it: scale (the scale subresource, or a JSON
+    patch of a Deployment's replicas), status (any other write of a Deployment: the controller writes only its
+    status annotation there), event, or the resource's plural."""
     parts = path.split("?", 1)[0].rstrip("/").split("/")
     if parts[-1] == "scale":
         return "scale"
@@ -67,7 +68,9 @@ def write_kind(path: str) -> str:
         at = 4 if parts[1:2] == ["apis"] else 3
         resource = parts[at] if at < len(parts) else parts[-1]
     if resource == "deployments":
-        return "status"
+        replicas = isinstance(body, list) and any(isinstance(op, dict) and op.get("path") == "/spec/replicas"
+                                                  and op.get("op") != "test" for op in body)
+        return "scale" if replicas else "status"
     if resource == "events":
         return "event"
     return resource
@@ -224,7 +227,7 @@ class KubeClient:
                 if write:
                     await self._throttle()
                     if self.observer is not None:
-                        self.observer.on_write(write_kind(path))
+                        self.observer.on_write(write_kind(path, body))
                 resp = await self._send(method, path, params=params, body=body, content_type=content_type,
                                         request_timeout=None)
                 try:
