@@ -9,6 +9,7 @@ Deployment's spec.replicas), never from what the controllers report about themse
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import subprocess
@@ -21,7 +22,7 @@ from datetime import datetime
 import pytest
 from kubernetes_asyncio.client import ApiClient
 
-from aihpa.controller import Controller, ControllerSettings
+from aihpa.controller import Controller, ControllerSettings, publishing
 from aihpa.controller.actuation import Actuator
 from aihpa.controller.sharding import (
     ANNOTATION_ACTUATED,
@@ -34,10 +35,13 @@ from aihpa.controller.sharding import (
 )
 from aihpa.k8s import KubeClient, LeaseSettings, RetrySettings
 from aihpa.metrics import MetricsAPISource
+from aihpa.observability import ControllerMetrics
+from aihpa.profiles import ReplicaProfile, configmap_name
 from aihpa.sim.cluster import Cluster
 from aihpa.sim.resources import ResourceType
 from aihpa.sim.store import Event
 from aihpa.sim.testing import deployment_manifest
+from aihpa.webhook.profile_configmaps import ConfigMapProfileSource
 from tests.controller.conftest import SETTINGS, ScriptedForecaster
 
 STEP_S = 60.0
@@ -455,3 +459,43 @@ async def test_a_standby_that_wins_its_shard_runs_a_cycle_at_once(
         assert sim_cluster.clock.now() == before, "the wait ended on the Lease, not on the clock"
     finally:
         await stop_all(sim_cluster, [b])
+
+
+# ---- replica profiles: each shard writes its own, the webhook merges them ------------------------------------------
+
+
+def flat(name: str, replicas: int, *, at: float) -> ReplicaProfile:
+    return ReplicaProfile(namespace="default", name=name, replicas=(replicas,) * 96, model_version="m",
+                          generated_at=at)
+
+
+async def test_each_shard_publishes_its_own_profiles_and_the_webhook_merges_them_newest_first(
+    sim_cluster: Cluster, sim_api_client: ApiClient
+) -> None:
+    await sim_cluster.ensure_namespace("aihpa")
+    kube = KubeClient(sim_api_client, retry=RetrySettings(backoff=(0.01,)), clock=sim_cluster.clock)
+    metrics = ControllerMetrics()
+    now = sim_cluster.clock.now()
+    # a shard of an old N (3) published "web" an hour ago; shard 1 of 2 publishes it now, shard 0 of 2 another one
+    stale = [flat("web", 9, at=now - 3600)]
+    await publishing.publish_profiles(kube, stale, namespace="aihpa", shards=2, metrics=metrics, writer=(2, 3))
+    for shard, items in ((0, [flat("api", 4, at=now)]), (1, [flat("web", 5, at=now)])):
+        written = await publishing.publish_profiles(kube, items, namespace="aihpa", shards=2, metrics=metrics,
+                                                    writer=(shard, 2))
+        assert written == 2
+    names = {cm["metadata"]["name"] for cm in sim_cluster.list("v1", "ConfigMap", "aihpa")}
+    assert names == {configmap_name(i, writer=w) for w in ((2, 3), (0, 2), (1, 2)) for i in range(2)}
+    source = ConfigMapProfileSource(kube, namespace="aihpa")
+    watch = asyncio.create_task(source.run())
+    try:
+        async with asyncio.timeout(10):
+            await source.wait_until(lambda s: s.synced)
+    finally:
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
+    assert len(source) == 2
+    web, api = source.by_workload("default", "web"), source.by_workload("default", "api")
+    assert web is not None and web.replicas_at(now) == 5, "the newer profile wins over the old N's"
+    assert api is not None and api.replicas_at(now) == 4
+    await sim_cluster.quiesce()
