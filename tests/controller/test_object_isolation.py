@@ -20,7 +20,8 @@ from aihpa.sim.testing import deployment_manifest
 from tests.controller.conftest import SETTINGS, Rig, ScriptedForecaster
 
 LABELS = {"aihpa/enabled": "true"}
-EXPLODE = "test.aihpa.io/explode"
+# an aihpa/ key: the cache keeps only those of a Deployment's annotations (the slim object)
+EXPLODE = "aihpa/test-explode"
 
 
 def _manifest(name: str, **annotations: str) -> dict[str, Any]:

@@ -15,8 +15,9 @@ from tests.controller.conftest import Rig
 LABELS = {"aihpa/enabled": "true"}
 
 
+# the marker is an aihpa/ key: the cache keeps only those of a Deployment's annotations (the slim object)
 def _exploding(annotations: Mapping[str, object] | None, *, defaults: PolicyDefaults) -> ParsedPolicy:
-    if annotations and "test.aihpa.io/explode" in annotations:
+    if annotations and "aihpa/test-explode" in annotations:
         raise RuntimeError("injected failure")
     return parse_policy(annotations, defaults=defaults)
 
@@ -40,7 +41,7 @@ async def test_each_warning_event_says_each_thing_once(rig: Rig, monkeypatch: py
                                  "aihpa/mode": "turbo", "aihpa/typo": "1"})
     await _deploy(rig, "inverted", **{"aihpa/min-replicas": "9", "aihpa/max-replicas": "4"})
     await _deploy(rig, "norequest", request=False)
-    await _deploy(rig, "broken", **{"test.aihpa.io/explode": "1"})
+    await _deploy(rig, "broken", **{"aihpa/test-explode": "1"})
     await _deploy(rig, "shared")
     await rig.cluster.create({
         "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",

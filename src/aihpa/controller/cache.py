@@ -126,7 +126,7 @@ class WorkloadCache:
         deployments = f"/apis/apps/v1/namespaces/{ns}/deployments" if ns else "/apis/apps/v1/deployments"
         self._deployment_watch = self._spawn(
             self._watch(deployments, {"labelSelector": self.settings.label_selector}, self.on_deployment,
-                        _DEPLOYMENTS), name="aihpa-watch-deployments")
+                        _DEPLOYMENTS, transform=self._for_the_cache), name="aihpa-watch-deployments")
 
     async def reconsider(self) -> int:
         """Ownership changed (`owns` now answers otherwise): drop the workloads no longer owned and list the
@@ -146,6 +146,19 @@ class WorkloadCache:
     def _owned(self, namespace: str, name: str) -> bool:
         return self.owns is None or self.owns(namespace, name)
 
+    def _for_the_cache(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """What the watch hands on of a Deployment: the slim object with its pods' CPU (read once, then dropped);
+        of another shard's, its name only. An object too odd to slim is handed on whole: its handler reports it (the
+        watch itself must never fail on one object)."""
+        try:
+            meta = obj.get("metadata")
+            if self.owns is not None and isinstance(meta, dict) and not self._owned(str(meta.get("namespace")),
+                                                                                   str(meta.get("name"))):
+                return {"metadata": {"namespace": meta.get("namespace"), "name": meta.get("name")}}
+            return slim_deployment(obj, pod_cpu=True)
+        except Exception:
+            return obj
+
     async def stop(self) -> None:
         """Cancel the watches and any backfill still running, and wait for them."""
         tasks = list(self._tasks)
@@ -163,7 +176,8 @@ class WorkloadCache:
         return task
 
     async def _watch(
-        self, path: str, params: dict[str, Any], handle: Callable[[WatchEvent], None], name: str
+        self, path: str, params: dict[str, Any], handle: Callable[[WatchEvent], None], name: str,
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         async def list_failed(exc: K8sError) -> None:
             await self._unsync(name, f"list failed: {exc}")
@@ -173,7 +187,7 @@ class WorkloadCache:
         while True:
             try:
                 async for event in watch_objects(self.client, path, params=params, settings=self.settings.watch,
-                                                 on_list_error=list_failed):
+                                                 on_list_error=list_failed, transform=transform):
                     failures = 0
                     await self.dispatch(event, handle, name, path)
             except K8sError as exc:  # permanent (e.g. RBAC): not ready while it lasts, and try again later

@@ -38,10 +38,11 @@ _FROM_OBJECT: Final = -1.0
 _META_KEPT = ("namespace", "name", "uid", "resourceVersion", "generation")
 
 
-def slim_deployment(obj: dict[str, Any]) -> dict[str, Any]:
+def slim_deployment(obj: dict[str, Any], *, pod_cpu: bool = False) -> dict[str, Any]:
     """The part of a Deployment the controller reads, in the Deployment's own shape (so any reader of
     `Workload.obj` works on it): name, namespace, uid, resourceVersion, labels, the aihpa/* annotations but the
-    status the controller writes itself, spec.replicas and selector, and status.replicas and readyReplicas.
+    status the controller writes itself, spec.replicas and selector, and status.replicas and readyReplicas; with
+    `pod_cpu`, also each container's CPU request and limit (what the watch hands the cache, which reads them once).
 
     A full Deployment from the API server, with its pod template, managed fields and conditions, is a tree of ~200
     Python objects (about 17 KB); this is about a tenth of it. The `annotations` key is kept, empty, when the object
@@ -52,13 +53,22 @@ def slim_deployment(obj: dict[str, Any]) -> dict[str, Any]:
     status = obj.get("status") or {}
     slim_meta: dict[str, Any] = {k: meta[k] for k in _META_KEPT if k in meta}
     labels = meta.get("labels")
-    if isinstance(labels, dict):
+    if labels is not None:
         slim_meta["labels"] = labels
     annotations = meta.get("annotations")
     if isinstance(annotations, dict):
         slim_meta["annotations"] = {k: v for k, v in annotations.items()
                                     if k.startswith("aihpa/") and k != ANNOTATION_STATUS}
+    elif annotations is not None:
+        slim_meta["annotations"] = annotations  # not a map: the policy parser says so, as it would of the full object
     slim_spec = {k: spec[k] for k in ("replicas", "selector") if k in spec}
+    if pod_cpu:
+        containers = (((spec.get("template") or {}).get("spec") or {}).get("containers")) or []
+        slim_spec["template"] = {"spec": {"containers": [
+            {"resources": {kind: {"cpu": ((c.get("resources") or {}).get(kind) or {}).get("cpu")}
+                           for kind in ("requests", "limits")}}
+            for c in containers if isinstance(c, dict)
+        ]}}
     slim_status = {k: status[k] for k in ("replicas", "readyReplicas") if k in status}
     return {"metadata": slim_meta, "spec": slim_spec, "status": slim_status}
 
