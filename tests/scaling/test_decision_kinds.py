@@ -60,12 +60,13 @@ def test_the_reactive_policy_says_reactive() -> None:
 
 
 def test_the_kind_survives_behavior_and_the_hysteresis() -> None:
-    capped = PredictivePolicy(target_utilization=0.5, min_history=10, behavior=Behavior(max_replicas=5))
+    capped = PredictivePolicy(target_utilization=0.5, min_history=10, behavior=Behavior(max_replicas=5),
+                              warmup_margin=None)
     decision, _ = capped.decide(_obs(usage=1.0), PredictiveState(), forecast=_flat(6.0), quantiles=QUANTILES)
     assert decision.replicas == 5 and decision.limited_by == "TooManyReplicas"
     assert decision.kind is DecisionKind.FORECAST
     # 4.2 cores at 50% of one core per pod: 9 pods wanted of 8, within a 20% band: the count is kept
-    held = PredictivePolicy(target_utilization=0.5, min_history=10, hysteresis=0.2)
+    held = PredictivePolicy(target_utilization=0.5, min_history=10, hysteresis=0.2, warmup_margin=None)
     decision, _ = held.decide(_obs(usage=1.0, current=8), PredictiveState(), forecast=_flat(4.2), quantiles=QUANTILES)
     assert decision.replicas == 8 and "kept" in decision.reason
     assert decision.kind is DecisionKind.FORECAST

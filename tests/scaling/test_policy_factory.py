@@ -16,6 +16,7 @@ from aihpa.controller.workload import Workload, pod_cpu
 from aihpa.forecast.forecaster import LastValueForecaster
 from aihpa.metrics.source import WorkloadRef
 from aihpa.scaling import DecisionKind, Observation, PodCpu, PredictiveState, predictive_policy
+from aihpa.scaling.prior import prior_of
 from aihpa.sim.testing import deployment_manifest
 
 
@@ -34,7 +35,8 @@ def test_the_backtest_scores_the_policy_the_controller_runs_for_an_unannotated_d
     settings = ControllerSettings(identity="test")
     # the backtest's pods: one core requested, one core the most they may use
     obj = deployment_manifest("web", cpu_request="1", cpu_limit="1", labels={"aihpa/enabled": "true"})
-    live = policy_for(_workload(obj, settings), settings=settings, min_history=forecaster.min_history)
+    live = policy_for(_workload(obj, settings), settings=settings, min_history=forecaster.min_history,
+                      prior=prior_of(forecaster))
     assert live == default_backtest_policy(forecaster)
 
 

@@ -50,6 +50,7 @@ from aihpa.scaling.behavior import (
 from aihpa.scaling.factory import PodCpu, predictive_policy
 from aihpa.scaling.hpa import DEFAULT_TOLERANCE, hpa_replicas
 from aihpa.scaling.policy import Observation, PredictivePolicy, PredictiveState, ReactivePolicy, ReactiveState
+from aihpa.scaling.prior import prior_of
 from aihpa.step import DEFAULT_STEP_S
 
 __all__ = [
@@ -297,6 +298,7 @@ def default_backtest_policy(forecaster: Forecaster) -> PredictivePolicy:
         pod=PodCpu(request=REQUEST_CORES, limit=REQUEST_CORES),
         min_history=forecaster.min_history,
         step_s=DEFAULT_STEP_S,
+        prior=prior_of(forecaster),
     )
 
 

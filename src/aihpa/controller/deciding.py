@@ -14,7 +14,7 @@ The Decision's `kind` says which rule chose the count; actuation and the metrics
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -37,6 +37,7 @@ from aihpa.scaling import (
     safety_net,
 )
 from aihpa.scaling.factory import predictive_policy, reactive_policy
+from aihpa.scaling.prior import prior_of
 
 __all__ = ["PendingAction", "WorkloadDecision", "decide", "policy_for", "reactive_for", "select"]
 
@@ -99,12 +100,19 @@ def select(
     return active, skipped
 
 
-def policy_for(w: Workload, *, settings: ControllerSettings, min_history: int) -> PredictivePolicy:
+def policy_for(
+    w: Workload,
+    *,
+    settings: ControllerSettings,
+    min_history: int,
+    prior: Mapping[str, Sequence[float]] | None = None,
+) -> PredictivePolicy:
     """The workload's predictive policy, from its annotations (saturation risk, min, max, tolerance, stabilization,
     the fallback's target) and its pods' CPU request and limit, built by the same factory as the backtest's.
 
     On a named metric a pod may use the per-pod target (`Workload.pod`), and the fallback is the HPA on that metric
-    at the target itself (a Pods metric: desired = ceil(usage / target)); `aihpa/target-utilization` is CPU's."""
+    at the target itself (a Pods metric: desired = ceil(usage / target)); `aihpa/target-utilization` is CPU's.
+    `prior`: the model's calibration prior (`aihpa.scaling.prior.prior_of`)."""
     p = w.parsed.policy
     return predictive_policy(
         saturation_risk=p.saturation_risk,
@@ -116,6 +124,7 @@ def policy_for(w: Workload, *, settings: ControllerSettings, min_history: int) -
         pod=w.pod,
         min_history=min_history,
         step_s=settings.step_s,
+        prior=prior,
     )
 
 
@@ -145,7 +154,7 @@ def decide(
     metrics: ControllerMetrics,
 ) -> PendingAction:
     """The decision for one workload at model step `step`; the workload's policy state moves on with it."""
-    policy = policy_for(w, settings=settings, min_history=forecaster.min_history)
+    policy = policy_for(w, settings=settings, min_history=forecaster.min_history, prior=prior_of(forecaster))
     mode: str = "dry-run" if settings.dry_run else w.parsed.policy.mode
     if w.beside_hpa and mode == "predictive":
         mode = "hpa-floor"  # the HPA scales; aihpa sets its floor (`coexist`)

@@ -136,10 +136,13 @@ def save_checkpoint(
     provenance: dict[str, Any],
     step_s: float | None = None,
     set_latest: bool = True,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write a new version under `workdir` and (by default) point `latest` at it; returns the version directory.
 
-    `step_s` is the model step the model was trained at (`TrainResult.step_s`); None records it as unknown.
+    `step_s` is the model step the model was trained at (`TrainResult.step_s`); None records it as unknown. `extra`:
+    more metadata keys (such as the calibration prior, `aihpa.scaling.prior`), covered by the checkpoint digest; they
+    may not replace the keys written here.
     """
     if step_s is not None and not (math.isfinite(step_s) and step_s > 0):
         raise ValueError(f"the model step must be a positive number of seconds, not {step_s!r}")
@@ -160,6 +163,10 @@ def save_checkpoint(
         "params_sha256": params_sha,
         "provenance": provenance,
     }
+    clash = set(extra or {}) & (set(metadata) | {DIGEST})
+    if clash:
+        raise ValueError(f"extra metadata may not replace {', '.join(sorted(clash))}")
+    metadata.update(extra or {})
     # the digest is taken over what a reader will see: the metadata as it reads back from JSON (tuples become lists)
     metadata = json.loads(json.dumps(metadata))
     metadata[DIGEST] = checkpoint_digest(payload, metadata)
@@ -169,6 +176,10 @@ def save_checkpoint(
     if not final.exists():
         tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=root))
         try:
+            # mkdtemp makes it private (0700); a version is as readable as any directory made here (the umask's)
+            umask = os.umask(0)
+            os.umask(umask)
+            tmp.chmod(0o777 & ~umask)
             (tmp / PARAMS).write_bytes(payload)
             (tmp / METADATA).write_text(_metadata_text(metadata))
             os.replace(tmp, final)

@@ -51,6 +51,12 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, sampling and augmentation")
     p.add_argument("--max-steps", type=int, default=None, help="optimizer steps (default: TrainConfig's, 3000)")
     p.add_argument("--window", type=int, default=None, help="LSTM window in steps (default: ModelConfig's, 32)")
+    p.add_argument("--min-history", type=int, default=None, metavar="STEPS",
+                   help="the fewest steps of history the model forecasts from, shorter windows taught by padding "
+                   "(default: ModelConfig's, 8; 0: the whole window)")
+    p.add_argument("--short-history", type=float, default=None, metavar="P",
+                   help="share of training windows cut to a random length from --min-history up (default: "
+                   "TrainConfig's, 0.2)")
     p.add_argument("--hidden", type=int, default=None, help="hidden units per direction (default: ModelConfig's)")
     p.add_argument("--layers", type=int, default=None, help="stacked bidirectional layers (default: ModelConfig's)")
     p.add_argument("--period-window", type=int, default=None,
@@ -140,7 +146,8 @@ def _train(args: argparse.Namespace) -> int:
     overrides = {
         k: v
         for k, v in {
-            "window": args.window, "hidden": args.hidden, "layers": args.layers, "period_window": args.period_window,
+            "window": args.window, "min_history": args.min_history, "hidden": args.hidden, "layers": args.layers,
+            "period_window": args.period_window,
         }.items()
         if v is not None
     }
@@ -154,6 +161,10 @@ def _train(args: argparse.Namespace) -> int:
         tkw["max_steps"] = args.max_steps
     if args.learning_rate is not None:
         tkw["learning_rate"] = args.learning_rate
+    if args.short_history is not None:
+        if not 0.0 <= args.short_history <= 1.0:
+            raise UserError("--short-history must be in [0, 1]")
+        tkw["short_history"] = args.short_history
     train_cfg = TrainConfig(**tkw)
 
     # what is trained on, and why the rest is not: said before the minutes of training, in the file's own units

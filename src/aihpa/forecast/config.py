@@ -20,6 +20,11 @@ class ModelConfig:
 
     # Recent steps the LSTM reads (the window), oldest first.
     window: int = 32
+    # The fewest real points a history may have (0: the whole window). Shorter histories are left-padded with their
+    # first point, as in training, where a share of windows is cut this short (`TrainConfig.short_history`), so a new
+    # workload gets forecasts minutes after it starts instead of a window later. A checkpoint whose config predates
+    # this field was trained on whole windows only: it loads with 0.
+    min_history: int = 8
     # Hidden units per direction in each bidirectional layer.
     hidden: int = 16
     # Stacked bidirectional LSTM layers.
@@ -65,6 +70,11 @@ class ModelConfig:
         return per * (2 if self.period_window > 0 else 1)
 
     @property
+    def shortest_history(self) -> int:
+        """The fewest real points a history may have: `min_history`, or the whole window when that is 0."""
+        return self.min_history or self.window
+
+    @property
     def context(self) -> int:
         """Most recent points that inference reads: the window, a day plus the seasonal lead, or the period search."""
         return max(self.window, self.max_season + self.season_lead, self.period_window)
@@ -85,6 +95,8 @@ class ModelConfig:
         for name in ("season_lead", "period_window"):
             if getattr(self, name) < 0:
                 raise ValueError(f"model config {name} must be >= 0, got {getattr(self, name)}")
+        if self.min_history < 0 or self.min_history > self.window:
+            raise ValueError(f"model config min_history must be in [0, window {self.window}], got {self.min_history}")
         if self.window < self.level_window:
             raise ValueError(f"model config window {self.window} must be >= level_window {self.level_window}")
         if not _finite(self.input_clip) or self.input_clip <= 0:
@@ -117,6 +129,7 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config field(s): {', '.join(sorted(unknown))}")
         kwargs = dict(data)
+        kwargs.setdefault("min_history", 0)  # trained before short histories were: whole windows only
         if "quantiles" in kwargs:
             qs = kwargs["quantiles"]
             if not isinstance(qs, list | tuple):
@@ -128,8 +141,8 @@ class ModelConfig:
         return cfg
 
 
-_INT_FIELDS = ("window", "hidden", "layers", "head_hidden", "horizon", "level_window", "season_lead", "max_season",
-               "period_window", "period_min", "period_max")
+_INT_FIELDS = ("window", "min_history", "hidden", "layers", "head_hidden", "horizon", "level_window", "season_lead",
+               "max_season", "period_window", "period_min", "period_max")
 
 
 def _finite(value: object) -> bool:
@@ -176,6 +189,9 @@ class TrainConfig:
     # Probability of hiding the seasonal context of a training window, so the model serves histories shorter than
     # a day.
     season_dropout: float = 0.2
+    # Probability of cutting a training window's history to a random length in [min_history, window) (left-padded
+    # with its first point, as inference pads a short history), so the model serves a workload's first minutes.
+    short_history: float = 0.2
     # Horizon weighting: weight of step h is (1 + h)^-horizon_decay (0 = equal), so near steps can matter more.
     horizon_decay: float = 0.0
     # Show a progress bar.

@@ -289,7 +289,7 @@ class BiLSTMForecaster:
 
     @property
     def min_history(self) -> int:
-        return self._cfg.window
+        return self._cfg.shortest_history
 
     @property
     def step_s(self) -> float | None:

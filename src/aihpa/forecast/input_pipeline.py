@@ -227,8 +227,13 @@ def series_batch(
     *,
     ramp: F32 | None = None,
     day_shift: I64 | None = None,
+    lengths: I64 | None = None,
 ) -> tuple[Inputs, F32]:
     """Inputs and targets ([B, horizon], as ratios to each window's level) at `positions` of one series.
+
+    `lengths[b]`, when given, cuts window b's history to its last `lengths[b]` points, the earlier ones replaced by the
+    first kept point (as `stack_histories` pads a short history at inference) and the seasonal context hidden the
+    same way (too little history has no yesterday): a workload's first minutes, taught.
 
     `ramp[b]`, when given, bends window b and its targets by exp(ramp * offset / window): a trend or level shift the
     data may not contain, applied consistently to what the model sees and what it must predict. `day_shift[b]`
@@ -239,8 +244,10 @@ def series_batch(
     n = values.shape[0]
     w = cfg.window
 
+    first = np.zeros_like(positions) if lengths is None else np.maximum(positions - lengths + 1, 0)
+
     def raw(offsets: npt.NDArray[np.int64]) -> F32:
-        idx = np.clip(positions[:, None] + offsets[None, :], 0, n - 1)
+        idx = np.clip(positions[:, None] + offsets[None, :], first[:, None], n - 1)
         out: F32 = values[idx]
         if ramp is not None:
             bend = np.clip(offsets, -w, cfg.horizon).astype(np.float32) / w
@@ -253,7 +260,8 @@ def series_batch(
     )
     if day_shift is not None:
         times = times + day_shift.astype(np.float64) * _DAY
-    inputs = features(raw, available=positions + 1, times_t=times, step_s=series.step_s, cfg=cfg)
+    available = positions + 1 if lengths is None else np.minimum(positions + 1, lengths)
+    inputs = features(raw, available=available, times_t=times, step_s=series.step_s, cfg=cfg)
     future = raw(np.arange(1, cfg.horizon + 1, dtype=np.int64))
     # Clipped so a series coming back from an outage (level ~ 0) cannot blow up the loss.
     targets = np.clip(future / inputs.level[:, None], 0.0, _TARGET_CLIP).astype(np.float32)

@@ -176,6 +176,8 @@ def train(
 ) -> TrainResult:
     """Fit a model on `series` (fine-tune a copy of `init_from` when given). Raises ValueError on unusable data."""
     model_cfg.validate()
+    if not 0.0 <= train_cfg.short_history <= 1.0:
+        raise ValueError(f"short_history must be a probability in [0, 1], got {train_cfg.short_history}")
     splits = [_split(s, model_cfg, train_cfg) for s in series]
     splits = [sp for sp in splits if _usable(sp)]
     if not splits:
@@ -261,7 +263,16 @@ def train(
                     shift = np.where(
                         rng.random(count) < train_cfg.weekday_shift, rng.integers(1, 7, count), 0
                     ).astype(np.int64)
-                parts.append(series_batch(sp.series, pos, model_cfg, ramp=ramp, day_shift=shift))
+                lengths = None
+                if train_cfg.short_history > 0 and model_cfg.shortest_history < model_cfg.window:
+                    lengths = np.where(
+                        rng.random(count) < train_cfg.short_history,
+                        rng.integers(model_cfg.shortest_history, model_cfg.window, count),
+                        np.iinfo(np.int64).max // 2,
+                    ).astype(np.int64)
+                parts.append(
+                    series_batch(sp.series, pos, model_cfg, ramp=ramp, day_shift=shift, lengths=lengths)
+                )
             inputs, targets = _concat(parts)
             seq, season = _dropout(inputs, rng, train_cfg)
             last_loss = float(train_step(model, optimizer, seq, season, targets))

@@ -43,6 +43,7 @@ Pure: no I/O, no clock. Every update returns a new state; arrays inside a state 
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -131,6 +132,11 @@ class Calibration:
     phase_lift: float = 3.0  # a phase is hot when its surprise rate is this many times the overall rate
     phase_min_gain: float = 0.3  # a cycle is used when its hot phases catch this much more than their share
     phase_every: int = 60  # scores between re-selections of the cycle
+    # a prior: scores learned offline (ascending quantiles of the scores the same scoring recorded on other workloads).
+    # Until the window holds `context_min_samples` scores of its own, evenly spaced picks from it fill the gap, fewer
+    # with every score observed, so a new workload is calibrated from its first forecast and its own errors take
+    # over within a day's first hours (a Bayesian prior of that many pseudo-scores, in effect)
+    prior: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0.0 < self.risk < 1.0:
@@ -145,6 +151,8 @@ class Calibration:
             raise ValueError("min_spread must be positive")
         if any(p < 2 for p in self.periods):
             raise ValueError("candidate periods must be at least 2 steps")
+        if any(not math.isfinite(x) for x in self.prior) or any(a > b for a, b in itertools.pairwise(self.prior)):
+            raise ValueError("a calibration prior must be finite scores in ascending order")
 
     @property
     def unit(self) -> float:
@@ -187,6 +195,20 @@ class Calibration:
                 return state.log_ratios[match]
         return None
 
+    def with_prior(self, scores: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """`scores` and, while they are fewer than `context_min_samples`, that many less evenly spaced picks from the
+        prior (its middle first: one pick is its median, all of them span it)."""
+        missing = self.context_min_samples - scores.shape[0]
+        if not self.prior or missing <= 0:
+            return scores
+        size = len(self.prior)
+        picks = np.minimum(((np.arange(missing) + 0.5) * size / missing).astype(np.int64), size - 1)
+        return np.concatenate([scores, np.asarray(self.prior, dtype=np.float64)[picks]])
+
+    def calibrated(self, state: CalibrationState) -> bool:
+        """Whether the window holds enough scores of its own for a finite conformal quantile at the risk."""
+        return bool(state.log_ratios.shape[0] >= self.context_min_samples)
+
     def quantile(
         self, state: CalibrationState, *, after_saturation: bool = False, context: Context | None = None
     ) -> float | None:
@@ -196,14 +218,17 @@ class Calibration:
         decision's context (module docstring), None for the whole window.
         """
         scores = state.log_ratios
+        whole = True
         if after_saturation and state.surge_ratios.shape[0] >= self.surge_min_samples:
-            scores = state.surge_ratios
+            scores, whole = state.surge_ratios, False
         elif context is not None and self.contextual:
             chosen = self._context_scores(state, context)
             if chosen is not None:
-                scores = chosen
+                scores, whole = chosen, False
+        if whole:
+            scores = self.with_prior(scores)
         n = scores.shape[0]
-        if n < self.min_samples and scores is state.log_ratios:
+        if n < self.min_samples and whole:
             return None
         if n == 0:
             return None

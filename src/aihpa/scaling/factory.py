@@ -12,6 +12,7 @@ only where the HPA's reasoning runs alone: reactive mode, and the fallback while
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from aihpa.defaults import (
@@ -24,6 +25,7 @@ from aihpa.scaling.behavior import DEFAULT_BEHAVIOR, Behavior, ScalingPolicy, Sc
 from aihpa.scaling.calibration import Calibration
 from aihpa.scaling.hpa import DEFAULT_TOLERANCE
 from aihpa.scaling.policy import PredictivePolicy, ReactivePolicy
+from aihpa.scaling.prior import BAND_PRIOR
 from aihpa.step import DEFAULT_STEP_S
 
 __all__ = [
@@ -74,6 +76,7 @@ def predictive_policy(
     pod: PodCpu = PodCpu(),
     min_history: int = 1,
     step_s: float = DEFAULT_STEP_S,
+    prior: Mapping[str, Sequence[float]] | None = None,
 ) -> PredictivePolicy:
     """aihpa's predictive policy for one workload.
 
@@ -81,7 +84,9 @@ def predictive_policy(
     100% when the limit is above the request); the 95% quantile's peak over the next two steps calibrated as a ratio
     with an offset of one pod (an error model that is multiplicative at high load and additive near zero); the reactive
     HPA at the same ceiling as a floor and as a calibrated candidate; the HPA's `tolerance` as the hysteresis; the HPA
-    at `fallback_utilization` while no forecast is trusted.
+    at `fallback_utilization` while no forecast is trusted. `prior`: the model's calibration prior
+    (`aihpa.scaling.prior`): its band prior sizes a new workload until it has scores of its own (none: the
+    forecaster's top quantile does), bounded by the policy's warm-up margin over the fallback.
     """
     if not (math.isfinite(saturation_risk) and 0.0 < saturation_risk < 1.0):
         raise ValueError(f"saturation risk must be in (0, 1), got {saturation_risk!r}")
@@ -97,6 +102,7 @@ def predictive_policy(
         hysteresis=tolerance,
         behavior=_behavior(min_replicas, max_replicas, scale_down_stabilization_s),
         step_s=step_s,
+        band_prior=tuple(sorted(float(x) for x in (prior or {}).get(BAND_PRIOR, ()))),
     )
 
 

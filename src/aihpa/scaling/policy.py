@@ -332,8 +332,25 @@ class PredictivePolicy:
     # the current count. Changes cost too (pod churn, cold caches, API writes); the calibration sees the saturation
     # that holding causes and widens the headroom to pay for it.
     hysteresis: float = DEFAULT_TOLERANCE
+    # while the scoring in use has fewer scores of its own than a finite conformal quantile at the risk needs (its
+    # prior, or the forecaster's top quantile, standing in), the count is at most the fallback HPA's (at
+    # `fallback_utilization`) plus this share of it, at least one pod more (None: no bound). A prior learned on other
+    # workloads can be far from this one's; the bound keeps a new workload's first hours near what the HPA would run.
+    warmup_margin: float | None = 0.1
+    # the calibration prior of the forecaster's own quantile band (`aihpa.scaling.prior`): scores (realized peak -
+    # median peak) / (top quantile's peak - median peak) that the model made on its training data. While the scoring
+    # in use has too few scores for a headroom of its own, the capacity is the median plus their conformal quantile
+    # at the risk times the band (none: the top quantile itself). The band is the model's sense of this workload's
+    # uncertainty, so the prior adapts to the workload where a pooled headroom could not.
+    band_prior: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.warmup_margin is not None and not (
+            math.isfinite(self.warmup_margin) and self.warmup_margin >= 0
+        ):
+            raise ValueError("warmup_margin must be a non-negative number or None")
+        if any(not math.isfinite(x) for x in self.band_prior):
+            raise ValueError("band_prior must hold finite scores")
         if not self.step_s > 0:
             raise ValueError(f"step_s must be positive, got {self.step_s}")
         if self.lead_steps < 1:
@@ -655,9 +672,13 @@ class PredictivePolicy:
         scoring = self.scorings[chosen]
         capacity = candidates.capacities[chosen]
         if capacity is None:
-            # not calibrated yet: the forecaster's own top quantile stands in (over its base quantile)
-            peak, peak_base = candidates.top, candidates.quantile_peak
-            headroom_text = f"top quantile while calibrating ({len(state.calibrations[chosen].log_ratios)} scores)"
+            # not calibrated yet: the forecaster's own quantile band stands in, calibrated by the prior (over its base
+            # quantile); without a prior, its top quantile
+            peak, peak_base = self._band_capacity(candidates), candidates.quantile_peak
+            headroom_text = (
+                f"{'band prior' if self.band_prior else 'top quantile'} while calibrating "
+                f"({len(state.calibrations[chosen].log_ratios)} scores)"
+            )
         else:
             peak, peak_base = capacity, candidates.bases[chosen]
             headroom_text = f"calibrated at risk {self.risk:.2%}"
@@ -666,6 +687,17 @@ class PredictivePolicy:
             if obs.saturated:
                 headroom_text += ", after a saturated step"
         predicted = self._pods(peak, 0)
+        config = self._calibration(scoring, self.calibration.offset)
+        if self.warmup_margin is not None and not config.calibrated(state.calibrations[chosen]):
+            fallback = self.fallback.recommend(obs)[0]
+            bound = max(math.ceil(fallback * (1.0 + self.warmup_margin) - 1e-9), fallback + 1)
+            if predicted > bound:
+                headroom_text += (
+                    f"; {predicted} pods capped at {bound} while calibrating "
+                    f"({len(state.calibrations[chosen].log_ratios)} of {config.context_min_samples} scores: "
+                    f"the fallback's {fallback} + {self.warmup_margin:.0%})"
+                )
+                predicted = bound
         floor, floor_reason = reactive
         if predicted < floor:
             return _Proposal(
@@ -685,6 +717,18 @@ class PredictivePolicy:
                 f"headroom ({headroom_text}), needs {predicted} pods of {self._per_pod():.3g} cores"
             )
         return _Proposal(predicted, reason + self._selection_text(state), DecisionKind.FORECAST)
+
+    def _band_capacity(self, candidates: _Candidates) -> float:
+        """The top quantile's peak, or with a band prior the median's peak plus the prior's conformal quantile at the
+        risk times the band (`band_prior`)."""
+        if not self.band_prior:
+            return candidates.top
+        config = Calibration(risk=self.risk, mode="spread", prior=self.band_prior, min_samples=1)
+        multiple = config.quantile(CalibrationState())
+        if multiple is None:
+            return candidates.top
+        median = candidates.top - candidates.spread
+        return max(0.0, median + multiple * max(candidates.spread, config.min_spread))
 
     def _hold_within_tolerance(self, obs: Observation, proposal: _Proposal) -> _Proposal:
         """The HPA's tolerance band over desired / current keeps the current count; a saturated step is never held
