@@ -11,7 +11,7 @@ traces (`aihpa.backtest.prior`), never on its own scores. The variants: the ship
 bound as shipped), the bound at another margin, no bound, no prior (the forecaster's top quantile stands in), and
 neither.
 
-    .venv/bin/python benchmarks/bench_cold_start.py [--minutes 180] [--windows 8] [--json FILE] [--only NAME,...]
+    .venv/bin/python benchmarks/bench_cold_start.py [--minutes 180] [--windows 6] [--json FILE] [--only NAME,...]
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--traces", type=Path, default=DEFAULT_TRACES)
     parser.add_argument("--minutes", type=int, default=180)
-    parser.add_argument("--windows", type=int, default=8)
+    parser.add_argument("--windows", type=int, default=6)
     parser.add_argument("--only", default="")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 import pytest_asyncio
 from kubernetes_asyncio.client import ApiClient
 
@@ -74,3 +76,18 @@ async def rig(sim_cluster: Cluster, sim_api_client: ApiClient) -> AsyncIterator[
         await controller.wait_synced()
         yield Rig(cluster=sim_cluster, controller=controller, forecaster=forecaster, kube=kube)
     await sim_cluster.quiesce()
+
+
+@pytest.fixture
+def no_warmup_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The controller's policies without the warm-up bound, for tests about acting on a scripted forecast at once
+    (the bound keeps a workload without scores of its own near the fallback HPA: tests/controller/test_cold_start.py)."""
+    import aihpa.controller.deciding as deciding
+
+    build = deciding.predictive_policy
+
+    def unbounded(**kwargs: Any) -> Any:
+        return replace(build(**kwargs), warmup_margin=None)
+
+    monkeypatch.setattr(deciding, "predictive_policy", unbounded)
+

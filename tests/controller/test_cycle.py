@@ -6,6 +6,8 @@ import json
 import math
 from typing import Any
 
+import pytest
+
 from aihpa.sim.faults import Fault
 from aihpa.sim.testing import deployment_manifest
 from tests.controller.conftest import Rig
@@ -31,6 +33,7 @@ def _events(rig: Rig, reason: str) -> list[dict[str, Any]]:
     return [e for e in rig.cluster.list("v1", "Event", "default") if e.get("reason") == reason]
 
 
+@pytest.mark.usefixtures("no_warmup_bound")
 async def test_scales_up_to_the_forecast_before_the_load_arrives(rig: Rig) -> None:
     await _deploy(rig, "web", cores=0.8)  # 0.8 cores today over 2 pods of 0.5: the HPA wants ~3
     # the forecast says 7 cores are coming; a pod may use its 1-core limit (not its 0.5-core request, and no 70%
@@ -113,6 +116,7 @@ async def test_a_deployment_that_an_hpa_targets_is_left_alone(rig: Rig) -> None:
     assert len(warnings) == 1 and warnings[0]["type"] == "Warning"
 
 
+@pytest.mark.usefixtures("no_warmup_bound")
 async def test_a_bad_annotation_gets_a_warning_event_and_the_default(rig: Rig) -> None:
     await _deploy(rig, "web", cores=0.8, **{"aihpa/max-replicas": "lots"})
     rig.forecaster.value = 170.0  # would need 170 pods of a 1-core limit: the default max of 100 applies
@@ -122,6 +126,7 @@ async def test_a_bad_annotation_gets_a_warning_event_and_the_default(rig: Rig) -
     assert _deployment(rig, "web")["spec"]["replicas"] == 100
 
 
+@pytest.mark.usefixtures("no_warmup_bound")
 async def test_metrics_endpoint_explains_the_decisions(rig: Rig) -> None:
     await _deploy(rig, "web", cores=0.8)
     rig.forecaster.value = 7.0

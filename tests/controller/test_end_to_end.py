@@ -68,6 +68,7 @@ def _deployment_of(cluster: Cluster) -> dict[str, object]:
     return dep
 
 
+@pytest.mark.usefixtures("no_warmup_bound")
 async def test_injected_faults_leave_it_running_within_bounds(rig: Rig) -> None:
     await _deploy(rig, "web", cores=1.5, replicas=4, **{"aihpa/min-replicas": "2", "aihpa/max-replicas": "9"})
     rig.forecaster.value = 1.5
@@ -100,6 +101,7 @@ async def test_injected_faults_leave_it_running_within_bounds(rig: Rig) -> None:
     assert rig.controller.metrics.render().decode().count("aihpa_errors_total") >= 1
 
 
+@pytest.mark.usefixtures("no_warmup_bound")
 async def test_failover_to_the_standby_within_the_lease_and_no_step_applied_twice(
     sim_cluster: Cluster, sim_api_client: ApiClient
 ) -> None:
