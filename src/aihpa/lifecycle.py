@@ -26,6 +26,7 @@ from aihpa.forecast.evaluate import evaluate
 from aihpa.forecast.forecaster import BiLSTMForecaster
 from aihpa.forecast.input_pipeline import Series
 from aihpa.forecast.train import train
+from aihpa.scaling.prior import PRIOR_KEY
 from aihpa.traces import series_from_values
 
 __all__ = [
@@ -127,6 +128,9 @@ def challenge(
         provenance={"command": "controller challenge", "parent": champion.version, "holdout_steps": h},
         # fine-tuned on the same step as its parent (the controller refused a parent of another step)
         step_s=champion.step_s if champion.step_s is not None else result.step_s,
+        # and with its parent's calibration prior: the prior is measured in the model's own quantile band, which a
+        # fine-tune moves little, and a challenger has no training traces of its own to learn one on
+        extra={PRIOR_KEY: champion.metadata[PRIOR_KEY]} if PRIOR_KEY in champion.metadata else None,
     )
     promoted = BiLSTMForecaster.from_checkpoint(path)
     prune(settings.models_dir, keep=settings.keep)

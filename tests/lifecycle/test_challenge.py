@@ -16,20 +16,24 @@ from aihpa.forecast.input_pipeline import Series
 from aihpa.forecast.model import BiLSTM
 from aihpa.forecast.train import train
 from aihpa.lifecycle import DriftMonitor, LifecycleSettings, challenge, holdout_loss, prune, rollback
+from aihpa.scaling.prior import BAND_PRIOR, PRIOR_KEY, prior_of
 from tests.forecast.conftest import SMALL, daily_series
 
 FAST = TrainConfig(seed=0, batch_size=64, max_steps=80, eval_every=20, patience=3, progress=False)
 
 
-def _save(root: Path, model: BiLSTM, created: str) -> Path:
+PRIOR = {PRIOR_KEY: {"points": 3, "scorings": {BAND_PRIOR: [0.0, 0.5, 1.5]}, "traces": ["t"]}}
+
+
+def _save(root: Path, model: BiLSTM, created: str, *, extra: dict[str, object] | None = None) -> Path:
     return save_checkpoint(root, model=model, model_cfg=SMALL, train_cfg=None, metrics={}, data=[], digest="d",
-                           created=created, provenance={})
+                           created=created, provenance={}, extra=extra)
 
 
 @pytest.mark.slow
 def test_a_challenger_that_wins_on_held_out_data_is_saved_and_promoted(tmp_path: Path) -> None:
     untrained = BiLSTM(SMALL, rngs=nnx.Rngs(0))
-    _save(tmp_path, untrained, "2026-01-01T00:00:00")
+    _save(tmp_path, untrained, "2026-01-01T00:00:00", extra=PRIOR)
     champion = BiLSTMForecaster.from_checkpoint(tmp_path)
     settings = LifecycleSettings(models_dir=str(tmp_path), holdout_steps=200, train=FAST)
     outcome, promoted = challenge(champion, [daily_series(1200)], settings, created="2026-01-02T00:00:00")
@@ -37,6 +41,8 @@ def test_a_challenger_that_wins_on_held_out_data_is_saved_and_promoted(tmp_path:
     assert outcome.challenger_loss < outcome.champion_loss * 0.98
     assert load_checkpoint(tmp_path).version == promoted.version != champion.version
     assert load_checkpoint(tmp_path).metadata["provenance"]["parent"] == champion.version
+    # the promoted model inherits its parent's calibration prior
+    assert prior_of(promoted) == {BAND_PRIOR: (0.0, 0.5, 1.5)}
 
 
 @pytest.mark.slow

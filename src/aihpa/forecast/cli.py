@@ -224,6 +224,8 @@ def _train(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     meta = json.loads((path / "metadata.json").read_text())
     print(f"wrote {path} (version {meta['version']}, validation pinball {meta['metrics']['val_pinball']:.4f})")
+    print("next: `aihpa prior --model <this checkpoint> --out-dir <models dir> --trace ...` (the same traces) learns "
+          "its calibration prior, which sizes a new workload's first hours; without one the model's top quantile does")
     return 0
 
 
