@@ -2,8 +2,10 @@
 
 The scale is patched only when the count changes and never in dry-run; the write is guarded by the count it was
 decided from (`update_scale`'s `expected`), so a scale someone changed meanwhile is not overwritten. The status is
-rewritten when what it says changes (replicas, mode, kind, the reason's wording), else at most every
-`status_every_s`. A failed write is logged and counted, never raised: the next cycle tries again.
+rewritten when what a person reads off it changes (replicas, mode, kind, what limited it, the candidate acted on, the
+model version, the realized SLO share to 0.01, the reason's wording), else only once it is `status_every_s` old, so
+it is never stale for long and a steady cluster of 10,000 workloads does not rewrite 10,000 annotations a step. A
+failed write is logged and counted, never raised: the next cycle tries again.
 
 Each decision is logged as one line with its fields (`extra`: workload, current, desired, kind, mode, applied,
 reason, limited_by; the JSON log format writes them as keys): at info when it changes the count or is the workload's
@@ -139,6 +141,14 @@ class Actuator:
         forecaster: Forecaster, risk: float, candidate: str | None = None,
     ) -> None:
         share = w.saturated_share
+        # what a person reads off the status, less the numbers that move every step (usage, forecast, the HPA's
+        # answer, the figures inside the reason): a status that differs only in those is not news, and is rewritten
+        # only when it is `status_every_s` old
+        key = json.dumps([decision.replicas, mode, decision.kind.value, decision.limited_by, candidate,
+                          forecaster.version, None if share is None else round(share, 2),
+                          _NUMBERS.sub("#", decision.reason)])
+        if key == w.status_written and now - w.status_time < self.settings.status_every_s:
+            return
         forecast: dict[str, Any] | None = None
         if w.forecast is not None:
             f = np.asarray(w.forecast, dtype=np.float64)
@@ -165,10 +175,6 @@ class Actuator:
             "slo": {"risk": risk, "saturated_share": None if share is None else round(share, 4),
                     "steps": len(w.short_steps)},
         }
-        key = json.dumps([decision.replicas, reactive, mode, decision.kind.value, decision.limited_by,
-                          _NUMBERS.sub("#", decision.reason)])
-        if key == w.status_written and now - w.status_time < self.settings.status_every_s:
-            return
         stamped = json.dumps({**status, "time": datetime.fromtimestamp(now, tz=UTC).isoformat(timespec="seconds")},
                              separators=(",", ":"), sort_keys=True)
         try:
