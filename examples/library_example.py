@@ -25,7 +25,7 @@ async def main() -> None:
             async with aihpa.Controller(client=kube, metrics=aihpa.MetricsAPISource(kube), settings=settings,
                                         forecaster=aihpa.load_default_forecaster(), clock=cluster.clock) as ctl:
                 await ctl.wait_until(lambda: "default/web" in ctl.workloads)
-                for minute in range(1, 46):  # the model forecasts once it has 32 minutes of history
+                for minute in range(1, 46):  # the model forecasts once it has 8 minutes of history
                     await cluster.advance(60)
                     report = await ctl.run_cycle()
                     for d in report.decisions if minute % 5 == 0 else ():

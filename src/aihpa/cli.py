@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "certs": "aihpa.webhook.cli",
     "backtest": "aihpa.backtest.cli",
     "tune": "aihpa.backtest.cli",
+    "prior": "aihpa.backtest.cli",
     "demo": "aihpa.demo",
 }
 COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(COMMANDS.values()))

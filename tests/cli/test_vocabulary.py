@@ -59,6 +59,7 @@ def test_the_help_has_no_doubled_percent_and_shows_every_default(command: str) -
 def test_every_command_takes_v_after_its_name(command: str) -> None:
     argv = command.split()[1:]
     required = {"train": ["--trace", "t.csv", "--out-dir", "m"], "tune": ["--trace", "t.csv", "--out-dir", "m"],
+                "prior": ["--trace", "t.csv", "--model", "m", "--out-dir", "o"],
                 "forecast": ["--trace", "t.csv"], "evaluate": ["--trace", "t.csv"], "backtest": ["--trace", "t.csv"],
                 "certs generate": ["--namespace", "n"], "certs inject-ca-bundle": ["--name", "n", "--ca-file", "c"]}
     args = build_parser().parse_args(["-v", *argv, *required.get(" ".join(argv), []), "-vv"])
@@ -67,7 +68,7 @@ def test_every_command_takes_v_after_its_name(command: str) -> None:
 
 def test_a_trace_is_given_with_trace_in_every_command() -> None:
     for command in ("aihpa sim serve", "aihpa train", "aihpa forecast", "aihpa evaluate", "aihpa backtest",
-                    "aihpa tune", "aihpa demo"):
+                    "aihpa tune", "aihpa prior", "aihpa demo"):
         action = _flag(command, "--trace")
         assert action.metavar == "CSV", command
     # no command shows a positional trace any more

@@ -81,7 +81,7 @@ async def rig(sim_cluster: Cluster, sim_api_client: ApiClient) -> AsyncIterator[
 @pytest.fixture
 def no_warmup_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     """The controller's policies without the warm-up bound, for tests about acting on a scripted forecast at once
-    (the bound keeps a workload without scores of its own near the fallback HPA: tests/controller/test_cold_start.py)."""
+    (the bound keeps a workload without scores of its own near the fallback HPA: see test_cold_start.py)."""
     import aihpa.controller.deciding as deciding
 
     build = deciding.predictive_policy

@@ -22,8 +22,10 @@ def test_the_library_example_runs_and_prints_forecast_decisions() -> None:
     lines = done.stdout.splitlines()
     assert [line.split(":")[0] for line in lines] == [f"minute {m}" for m in range(5, 46, 5)], done.stdout
     assert "default/web" in lines[0]
-    # past the model's 32 minutes of history the decisions come from the forecast, and the ramp is followed
-    assert "forecast peak" in lines[-1], done.stdout
+    # past the model's 8 minutes of history the decisions come from the forecast (bounded near the fallback's count
+    # while calibrating), then from the calibrated candidates; never the fallback again, and the ramp is followed
+    assert "(fallback:" in lines[0] and "forecast peak" in lines[1], done.stdout
+    assert not any("(fallback:" in line for line in lines[1:]), done.stdout
     assert int(lines[-1].split("-> ")[1].split()[0]) > int(lines[0].split("-> ")[1].split()[0])
     assert "not published" not in done.stderr
 
