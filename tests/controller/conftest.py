@@ -84,7 +84,7 @@ def no_warmup_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     (the bound keeps a workload without scores of its own near the fallback HPA: see test_cold_start.py)."""
     import aihpa.controller.deciding as deciding
 
-    build = deciding.predictive_policy
+    build = deciding.predictive_policy  # type: ignore[attr-defined]
 
     def unbounded(**kwargs: Any) -> Any:
         return replace(build(**kwargs), warmup_margin=None)

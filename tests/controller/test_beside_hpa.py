@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from aihpa.k8s.client import MERGE_PATCH
 from aihpa.sim.testing import deployment_manifest
 from tests.controller.conftest import Rig
@@ -44,6 +46,7 @@ def _replicas(rig: Rig) -> int:
     return int(dep["spec"]["replicas"])
 
 
+@pytest.mark.usefixtures("no_warmup_bound")
 async def test_the_floor_follows_the_forecast_and_the_hpa_keeps_scaling_above_it(rig: Rig) -> None:
     await _deploy_with_hpa(rig, floor=True)
     rig.forecaster.value = 7.0  # 7 cores coming, a pod may use 1 core: a floor of 7 before the load is there
@@ -67,6 +70,7 @@ async def test_the_floor_follows_the_forecast_and_the_hpa_keeps_scaling_above_it
     assert _hpa(rig)["spec"]["minReplicas"] == 20
 
 
+@pytest.mark.usefixtures("no_warmup_bound")
 async def test_the_users_minimum_comes_back_when_the_workload_stops_coexisting(rig: Rig) -> None:
     await _deploy_with_hpa(rig, floor=True, min_replicas=3)
     rig.forecaster.value = 6.0
@@ -83,6 +87,7 @@ async def test_the_users_minimum_comes_back_when_the_workload_stops_coexisting(r
     assert "aihpa/original-min-replicas" not in (hpa["metadata"].get("annotations") or {})
 
 
+@pytest.mark.usefixtures("no_warmup_bound")
 async def test_the_users_minimum_comes_back_when_the_controller_stops(rig: Rig) -> None:
     await _deploy_with_hpa(rig, floor=True)
     rig.forecaster.value = 5.0
@@ -94,6 +99,7 @@ async def test_the_users_minimum_comes_back_when_the_controller_stops(rig: Rig) 
     assert "aihpa/original-min-replicas" not in (hpa["metadata"].get("annotations") or {})
 
 
+@pytest.mark.usefixtures("no_warmup_bound")
 async def test_without_the_annotation_an_hpa_target_is_left_alone(rig: Rig) -> None:
     await _deploy_with_hpa(rig, floor=False)
     rig.forecaster.value = 7.0
@@ -103,6 +109,7 @@ async def test_without_the_annotation_an_hpa_target_is_left_alone(rig: Rig) -> N
     assert len(warnings) == 1 and "aihpa/with-hpa=floor" in warnings[0]["message"]
 
 
+@pytest.mark.usefixtures("no_warmup_bound")
 async def test_the_users_minimum_comes_back_when_the_label_goes_away(rig: Rig) -> None:
     await _deploy_with_hpa(rig, floor=True, min_replicas=3)
     rig.forecaster.value = 6.0

@@ -89,8 +89,10 @@ async def test_the_readme_offline_steps_give_the_controller_its_lease_and_a_scal
             async with contextlib.aclosing(events), asyncio.timeout(240):
                 async for event in events:
                     objects: tuple[dict[str, Any], ...] = event.items if event.type == "SYNC" else (event.object,)
-                    replicas += [o["spec"]["replicas"] for o in objects if o["metadata"]["name"] == "web"]
-                    if replicas and replicas[-1] > 2:
+                    webs = [o for o in objects if o["metadata"]["name"] == "web"]
+                    replicas += [o["spec"]["replicas"] for o in webs]
+                    # scaled, and the decision explained (a scale between model steps comes before its status)
+                    if webs and replicas[-1] > 2 and "aihpa/status" in webs[-1]["metadata"].get("annotations", {}):
                         break
             lease = await kube.get("/apis/coordination.k8s.io/v1/namespaces/aihpa/leases/aihpa-controller")
             assert lease["spec"]["holderIdentity"] == "readme"

@@ -45,5 +45,5 @@ async def test_the_bilstm_drives_scaling_of_a_replayed_trace(sim_cluster: Cluste
     assert status["model"] == forecaster.version
     assert status["forecast"] is not None and status["forecast"]["peak"]["p99"] > 0
     assert any("forecast peak" in k for k in kinds[-10:])
-    # about 4-6 cores of demand over 0.5-core pods at 70%: well above the single starting pod
-    assert dep["spec"]["replicas"] >= 8
+    # about 4-6 cores of demand over pods that may use their 1-core limit: well above the single starting pod
+    assert dep["spec"]["replicas"] >= 4
