@@ -4,9 +4,9 @@ without the warm-up bound (which keeps a workload without scores of its own near
 
 from __future__ import annotations
 
-from aihpa.sim.testing import *  # noqa: F403
 import pytest
 
+from aihpa.sim.testing import *  # noqa: F403
 from tests.controller.conftest import Rig, ScriptedForecaster, no_warmup_bound, rig
 
 __all__ = ["Rig", "ScriptedForecaster", "no_warmup_bound", "rig"]
