@@ -11,6 +11,8 @@ What one run does, and prints:
 - `sync s`: the first list of the Deployments until the cache is synced;
 - `first s`: the first model step (every workload forecast, decided, its first status written, those whose count is
   off scaled) -- a cold start, paced by the client's rate limit (200 writes/s after a burst of 2,000);
+- then every workload is given its own copy of a policy state aged three days (`_aged_state`: the calibration
+  windows full), so that memory and the steps below are measured at steady state, not on empty windows;
 - `settle`: model steps run until at most 2% of the workloads change replicas in one;
 - `step s` / `CPU s` / `changed` / `writes`: the measured model step, where `--changing` (10%) of the shard's
   workloads were given a floor 3 above their count (`aihpa/min-replicas`, written through the API as a user would),
@@ -20,6 +22,10 @@ What one run does, and prints:
 - `RSS MB` (peak), and `per 1k MB`: the RSS the workloads add over the JAX runtime, per 1,000 of them.
 
     .venv/bin/python benchmarks/bench_controller.py [--sizes 10000,40000] [--shards 1,4] [--changing 0.1]
+        [--profile DIR]
+
+`--profile DIR` writes the controller's cProfile of the measured model step and sync (`step.prof`, `between.prof`,
+read them with `python -m pstats`); the profiler slows what it measures, so its run's times are not the figures.
 
 The machine's load (`uptime`) is printed beside the figures: on a shared machine they move with it.
 """
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import json
 import os
 import resource
@@ -85,7 +92,8 @@ async def _bounded(jobs: list[Any], limit: int) -> None:
 # ---- the child: one controller ------------------------------------------------------------------------------------
 
 
-async def _child(kubeconfig: str, size: int, shards: int, changing: float) -> dict[str, Any]:
+async def _child(kubeconfig: str, size: int, shards: int, changing: float,
+                 profile: str | None = None) -> dict[str, Any]:
     rss_start = _rss_mb()
     from aihpa.forecast.forecaster import load_default_forecaster
 
@@ -146,18 +154,37 @@ async def _child(kubeconfig: str, size: int, shards: int, changing: float) -> di
                 controller.history.backfill(key, start=now - step * 1501, values=base + rng.normal(0, 0.02, 1500))
             out["rss_loaded_mb"] = _rss_mb()
 
-            async def cycle(advance: float) -> dict[str, Any]:
+            async def cycle(advance: float, name: str | None = None) -> dict[str, Any]:
                 clock.advance(advance)
                 before, waited = writes(), throttled()
                 metrics.last_scale = 0.0
+                profiler = None
+                if profile and name:
+                    import cProfile
+
+                    profiler = cProfile.Profile()
+                    profiler.enable()
                 cpu0, t0 = time.process_time(), time.perf_counter()
                 report = await controller.run_cycle()
                 wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+                if profiler is not None:
+                    profiler.disable()
+                    profiler.dump_stats(str(Path(profile or ".", f"{name}.prof")))
                 return {"wall_s": wall, "cpu_s": cpu, "changed": sum(d.applied for d in report.decisions),
                         "writes": delta(before), "throttled_s": throttled() - waited,
                         "last_scale_s": metrics.last_scale - t0 if metrics.last_scale else None}
 
             out["first"] = await cycle(step)
+            out["rss_settled_mb"] = _rss_mb()
+            # the controller's own state at steady state: every workload's policy state as after three days of model
+            # steps (the calibration windows full), each its own copy, so that memory and the steps below are
+            # measured as in a controller that has run for days, not on empty windows
+            t_age = time.perf_counter()
+            aged = _aged_state(controller, forecaster, settings, clock.now())
+            for w in controller.workloads.values():
+                w.state = copy.deepcopy(aged)
+            out["age_s"] = time.perf_counter() - t_age
+            out["aged_scores"] = [len(c.log_ratios) for c in aged.calibrations]
             settle = []
             for _ in range(4):
                 r = await cycle(step)
@@ -180,16 +207,36 @@ async def _child(kubeconfig: str, size: int, shards: int, changing: float) -> di
                 lambda: all(controller.workloads[k].parsed.policy.min_replicas == v for k, v in floors.items()),
                 timeout_s=120)
             out["raised"] = len(raised)
-            out["step"] = await cycle(step)
-            out["between"] = await cycle(settings.sync_period_s)
+            out["step"] = await cycle(step, "step")
+            out["between"] = await cycle(settings.sync_period_s, "between")
     out["rss_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
+
+
+def _aged_state(controller: Any, forecaster: Any, settings: Any, now: float) -> Any:
+    """The policy state of the first workload after three days of model steps (a noisy daily cycle, the forecast its
+    median plus a band), decided by the workload's own policy."""
+    from aihpa.scaling import Observation, PredictiveState
+
+    w = next(iter(controller.workloads.values()))
+    policy = controller.policies.predictive(w, settings=settings, min_history=forecaster.min_history, prior=None)
+    rng = np.random.default_rng(1)
+    quantiles = np.asarray(forecaster.quantiles, dtype=np.float32)
+    state, replicas, steps = PredictiveState(), 2, 3 * 1440
+    for i in range(steps):
+        usage = max(0.05, 0.6 + 0.4 * np.sin(2 * np.pi * i / 1440) + rng.normal(0, 0.05))
+        obs = Observation(usage=min(usage, replicas * 1.0), pods_with_metrics=replicas, current_replicas=replicas,
+                          now=now - (steps - i) * settings.step_s, history_len=1500, capacity_per_pod=1.0)
+        forecast = np.tile(usage + (quantiles - 0.5) * 0.2, (forecaster.horizon, 1))
+        decision, state = policy.decide(obs, state, forecast=forecast, quantiles=forecaster.quantiles)
+        replicas = decision.replicas
+    return state
 
 
 # ---- the parent: the sim, the Deployments, the child --------------------------------------------------------------
 
 
-async def _run(size: int, shards: int, changing: float, concurrency: int) -> dict[str, Any]:
+async def _run(size: int, shards: int, changing: float, concurrency: int, profile: str | None) -> dict[str, Any]:
     from aihpa.k8s import KubeClient, api_client
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -209,7 +256,8 @@ async def _run(size: int, shards: int, changing: float, concurrency: int) -> dic
                 create_s = time.perf_counter() - t0
             child = await asyncio.create_subprocess_exec(
                 sys.executable, __file__, "--child", str(kubeconfig), "--sizes", str(size), "--shards", str(shards),
-                "--changing", str(changing), stdout=asyncio.subprocess.PIPE)
+                "--changing", str(changing), *(["--profile", profile] if profile else []),
+                stdout=asyncio.subprocess.PIPE)
             stdout, _ = await child.communicate()
             if child.returncode != 0:
                 raise RuntimeError(f"the controller's run failed ({child.returncode})")
@@ -234,8 +282,9 @@ def _print(r: dict[str, Any]) -> None:
     rss_per_k = (r["rss_steady_mb"] - r["rss_jax_mb"]) / (r["owned"] / 1000)
     print(f"{r['size']:>7} Deployments, {r['shards']} shard(s): this shard holds {r['owned']}")
     print(f"  memory: start {r['rss_start_mb']:.0f} MB, JAX runtime + model {r['rss_jax_mb']:.0f} MB, with the "
-          f"workloads {r['rss_steady_mb']:.0f} MB, peak {r['rss_peak_mb']:.0f} MB; "
-          f"{rss_per_k:.1f} MB per 1,000 workloads over the runtime")
+          f"workloads {r['rss_settled_mb']:.0f} MB, with their states aged three days ({r['aged_scores']} scores) "
+          f"{r['rss_steady_mb']:.0f} MB, peak {r['rss_peak_mb']:.0f} MB; "
+          f"{rss_per_k:.1f} MB per 1,000 aged workloads over the runtime")
     print(f"  sync {r['sync_s']:.2f} s; first model step {first['wall_s']:.2f} s ({first['cpu_s']:.2f} CPU s, "
           f"{first['changed']} scaled, {first['throttled_s']:.1f} s throttled, writes {_writes(first['writes'])}); "
           f"settling steps changed {r['settle_changed']}")
@@ -253,19 +302,23 @@ def main() -> None:
     parser.add_argument("--shards", default="1")
     parser.add_argument("--changing", type=float, default=0.1, help="share of workloads given a higher floor")
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--profile", metavar="DIR", help="write cProfile stats of the measured step and sync here")
     parser.add_argument("--child", metavar="KUBECONFIG", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     shards = [int(s) for s in args.shards.split(",")]
     if args.child:
-        print(json.dumps(asyncio.run(_child(args.child, sizes[0], shards[0], args.changing))))
+        print(json.dumps(asyncio.run(_child(args.child, sizes[0], shards[0], args.changing, args.profile))))
         return
     runs = list(zip(sizes, shards, strict=True)) if len(sizes) == len(shards) else \
         [(n, s) for n in sizes for s in shards]
     results = []
     for size, n_shards in runs:
         print(f"[{_load()}]", flush=True)
-        r = asyncio.run(_run(size, n_shards, args.changing, args.concurrency))
+        if args.profile:
+            Path(args.profile).mkdir(parents=True, exist_ok=True)
+        r = asyncio.run(_run(size, n_shards, args.changing, args.concurrency,
+                             str(Path(args.profile).resolve()) if args.profile else None))
         _print(r)
         results.append(r)
     one = next((r for r in results if r["shards"] == 1), None)

@@ -60,3 +60,25 @@ async def test_a_scale_is_one_scale_write_one_event_and_one_status_counted_in_it
     assert rig.controller.metrics.last_cycle_writes._value.get() == 3
     text = rig.controller.metrics.render().decode()
     assert 'aihpa_api_writes_total{kind="scale"}' in text and "aihpa_api_writes_per_cycle_bucket" in text
+
+
+async def test_a_cycle_that_writes_nothing_schedules_no_api_call(rig: Rig) -> None:
+    for i in range(3):
+        await _deploy(rig, f"web-{i}", cores=0.8, replicas=2)
+    rig.forecaster.value = 0.8
+    await rig.cycles(8)
+    carried: list[str] = []
+    actuate = rig.controller.actuator.actuate
+
+    async def counted(p, **kwargs):  # type: ignore[no-untyped-def]
+        carried.append(p.workload.key)
+        return await actuate(p, **kwargs)
+
+    rig.controller.actuator.actuate = counted  # type: ignore[method-assign]
+    before = _writes(rig)
+    report = await rig.controller.run_cycle()  # a sync inside the step: the safety net holds every count
+    assert len(report.decisions) == 3 and not any(d.applied for d in report.decisions)
+    assert carried == [] and _since(rig, before) == {}
+    rig.forecaster.value = 7.0  # the next step scales them: each is carried out through the API
+    await rig.cycles(1)
+    assert sorted(set(carried)) == [f"default/web-{i}" for i in range(3)]

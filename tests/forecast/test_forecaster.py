@@ -37,6 +37,20 @@ def test_a_second_batch_size_in_the_same_bucket_does_not_compile_again(forecaste
     assert forecaster.compilations == 2
 
 
+def test_a_batch_larger_than_max_batch_is_forecast_in_chunks_of_at_most_that_size(
+    forecaster: BiLSTMForecaster,
+) -> None:
+    rng = np.random.default_rng(2)
+    batch = rng.uniform(1, 2, size=(20, 60))
+    whole = forecaster.predict(batch, step_s=1800.0)  # one call: bucket 32
+    assert forecaster.compilations == 1
+    forecaster.max_batch = 8
+    chunked = forecaster.predict(batch, step_s=1800.0)  # 8 + 8 + 4: every chunk in bucket 8, one more shape
+    assert forecaster.compilations == 2
+    assert chunked.shape == whole.shape == (20, 4, 5)
+    np.testing.assert_allclose(chunked, whole, rtol=1e-5)
+
+
 def test_rows_of_a_batch_are_independent_of_their_neighbours(forecaster: BiLSTMForecaster) -> None:
     rng = np.random.default_rng(1)
     batch = rng.uniform(1, 2, size=(6, 60))

@@ -63,6 +63,14 @@ def _log_decision(p: PendingAction, *, applied: bool, first: bool) -> None:
                decision.replicas, outcome, decision.kind.value, p.mode, decision.reason, extra=fields)
 
 
+def _candidate(p: PendingAction) -> str | None:
+    """The scoring the predictive policy acts on (none in reactive mode)."""
+    if p.mode == "reactive":
+        return None
+    scorings, choice = p.policy.scorings, p.workload.state.choice
+    return scorings[choice].label if 0 <= choice < len(scorings) else None
+
+
 class Actuator:
     """Writes decisions to the cluster through the scale subresource and the Deployment's annotations."""
 
@@ -77,6 +85,28 @@ class Actuator:
             # the controller's metrics count every write of this client (scales, statuses, Events, Leases) and
             # the time each waited for the rate limit
             client.observer = metrics
+
+    def quiet(self, p: PendingAction, *, now: float, forecaster: Forecaster) -> bool:
+        """Whether carrying `p` out writes nothing (no scale, floor or status write): most workloads, most cycles.
+        The cycle settles those at once (`settle`) instead of scheduling an API task for each."""
+        w, decision = p.workload, p.decision
+        if p.mode == "hpa-floor":
+            if decision.kind is not DecisionKind.HOLD:
+                return False
+        elif p.mode != "dry-run" and decision.replicas != p.current:
+            return False
+        if not w.status_written:
+            return False
+        if decision.kind is DecisionKind.HOLD:
+            return True
+        key = self._status_key(w, decision, mode=p.mode, candidate=_candidate(p), forecaster=forecaster)
+        return key == w.status_written and now - w.status_time < self.settings.status_every_s
+
+    @staticmethod
+    def settle(p: PendingAction) -> WorkloadDecision:
+        """The result of a decision that writes nothing (`quiet`), logged as `actuate` would."""
+        _log_decision(p, applied=False, first=False)
+        return p.result(applied=False)
 
     async def actuate(self, p: PendingAction, *, now: float, forecaster: Forecaster) -> WorkloadDecision:
         """Patch the scale when it changes (never in dry-run), then the status annotation."""
@@ -94,11 +124,8 @@ class Actuator:
                     state=w.state.behavior, behavior=p.policy.behavior, old=current, new=decision.replicas, now=now))
         # between forecast steps a steady workload has nothing new to say: no status write
         if decision.kind is not DecisionKind.HOLD or applied or not w.status_written:
-            scorings = p.policy.scorings
-            candidate = scorings[w.state.choice].label if 0 <= w.state.choice < len(scorings) else None
             await self._write_status(w, decision, reactive=p.reactive, usage=p.usage, now=now, mode=p.mode,
-                                     risk=p.policy.risk, forecaster=forecaster,
-                                     candidate=candidate if p.mode != "reactive" else None)
+                                     risk=p.policy.risk, forecaster=forecaster, candidate=_candidate(p))
         _log_decision(p, applied=applied, first=first)
         return p.result(applied=applied)
 
@@ -136,17 +163,23 @@ class Actuator:
         self.outbox.about(w, "Normal", "Scaled", f"{result.before} -> {result.after}: {decision.reason}")
         return True
 
+    @staticmethod
+    def _status_key(w: Workload, decision: Decision, *, mode: str, candidate: str | None,
+                    forecaster: Forecaster) -> str:
+        """What a person reads off the status, less the numbers that move every step (usage, forecast, the HPA's
+        answer, the figures inside the reason): a status that differs only in those is not news, and is rewritten
+        only when it is `status_every_s` old."""
+        share = w.saturated_share
+        return json.dumps([decision.replicas, mode, decision.kind.value, decision.limited_by, candidate,
+                           forecaster.version, None if share is None else round(share, 2),
+                           _NUMBERS.sub("#", decision.reason)])
+
     async def _write_status(
         self, w: Workload, decision: Decision, *, reactive: int, usage: float | None, now: float, mode: str,
         forecaster: Forecaster, risk: float, candidate: str | None = None,
     ) -> None:
         share = w.saturated_share
-        # what a person reads off the status, less the numbers that move every step (usage, forecast, the HPA's
-        # answer, the figures inside the reason): a status that differs only in those is not news, and is rewritten
-        # only when it is `status_every_s` old
-        key = json.dumps([decision.replicas, mode, decision.kind.value, decision.limited_by, candidate,
-                          forecaster.version, None if share is None else round(share, 2),
-                          _NUMBERS.sub("#", decision.reason)])
+        key = self._status_key(w, decision, mode=mode, candidate=candidate, forecaster=forecaster)
         if key == w.status_written and now - w.status_time < self.settings.status_every_s:
             return
         forecast: dict[str, Any] | None = None

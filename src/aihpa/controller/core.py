@@ -40,7 +40,7 @@ from aihpa.clock import Clock, SystemClock
 from aihpa.controller import coexist, forecasting, publishing, sharding
 from aihpa.controller.actuation import Actuator
 from aihpa.controller.cache import WorkloadCache
-from aihpa.controller.deciding import PendingAction, WorkloadDecision, decide, select
+from aihpa.controller.deciding import PendingAction, PolicyCache, WorkloadDecision, decide, select
 from aihpa.controller.models import ModelScheduler
 from aihpa.controller.outbox import EventOutbox, bounded
 from aihpa.controller.settings import ControllerSettings, check_model_step
@@ -124,6 +124,7 @@ class Controller:
             identity=settings.identity,
             settings=settings.lease,
         )
+        self.policies = PolicyCache()
         self._tasks: list[asyncio.Task[None]] = []
         self._last_cycle: float | None = None
         self._last_publish: float | None = None
@@ -297,15 +298,14 @@ class Controller:
 
         forecaster = self.forecaster
         pending = [decide(w, usage=usage.get(w.key), now=now, step=step, settings=settings, history=self._history,
-                          forecaster=forecaster, metrics=self.metrics) for w in active]
+                          forecaster=forecaster, metrics=self.metrics, policies=self.policies) for w in active]
         for p in pending:
             _in_its_unit(p)
         if self.is_leader:
             if isinstance(self.actuator, sharding.FencedActuator):
                 self.actuator.step = step
                 pending = self._took_over(pending, step=step)
-            decisions = await bounded((self.actuator.actuate(p, now=now, forecaster=forecaster) for p in pending),
-                                      limit=settings.api_concurrency)
+            decisions = await self._carry_out(pending, now=now, forecaster=forecaster)
             await self.outbox.flush(concurrency=settings.api_concurrency)
             if self._floors_checked != step:
                 self._floors_checked = step
@@ -331,6 +331,23 @@ class Controller:
         self.metrics.end_cycle()
         self._last_cycle = now
         return CycleReport(time=now, decisions=tuple(decisions), forecasted=forecasted, skipped=skipped)
+
+    async def _carry_out(self, pending: list[PendingAction], *, now: float,
+                         forecaster: Forecaster) -> list[WorkloadDecision]:
+        """Carry the decisions out, in order: those that write nothing (most, most cycles) at once, the others as
+        concurrent API calls (at most `api_concurrency` at a time)."""
+        out: list[WorkloadDecision | None] = [None] * len(pending)
+        busy: list[int] = []
+        for i, p in enumerate(pending):
+            if self.actuator.quiet(p, now=now, forecaster=forecaster):
+                out[i] = self.actuator.settle(p)
+            else:
+                busy.append(i)
+        done = await bounded((self.actuator.actuate(pending[i], now=now, forecaster=forecaster) for i in busy),
+                             limit=self.settings.api_concurrency)
+        for i, d in zip(busy, done, strict=True):
+            out[i] = d
+        return [d for d in out if d is not None]
 
     def _took_over(self, pending: list[PendingAction], *, step: int) -> list[PendingAction]:
         """This cycle's actions, with the step decisions this replica made as a standby earlier in this model step

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from aihpa.scaling.decision import Decision, DecisionKind
+from aihpa.scaling.evolve import evolve
 
 __all__ = [
     "DEFAULT_BEHAVIOR",
@@ -225,7 +226,7 @@ def stabilize(
     # keep only what either window can still see; upstream overwrites one stale slot, the visible set is the same
     keep_after = min(up_cutoff, down_cutoff)
     kept = tuple((t, r) for t, r in state.recommendations if t > keep_after)
-    new_state = replace(state, recommendations=(*kept, (now, desired)))
+    new_state = evolve(state, recommendations=(*kept, (now, desired)))
     reason = ""
     if stabilized != desired:
         reason = "ScaleUpStabilized" if desired >= current else "ScaleDownStabilized"
@@ -266,7 +267,7 @@ def _legacy_stabilize(
     cutoff = now - window_seconds
     kept = tuple((t, r) for t, r in state.recommendations if t >= cutoff)
     stabilized = max((r for _, r in kept), default=desired)
-    return max(stabilized, desired), replace(state, recommendations=(*kept, (now, desired)))
+    return max(stabilized, desired), evolve(state, recommendations=(*kept, (now, desired)))
 
 
 def _legacy_rules(*, current: int, desired: int, behavior: LegacyBehavior) -> tuple[int, str]:
@@ -360,4 +361,4 @@ def record_scale(
         up = (*up, ScaleEvent(now, new - old))
     elif new < old:
         down = (*down, ScaleEvent(now, old - new))
-    return replace(state, scale_up_events=up, scale_down_events=down)
+    return evolve(state, scale_up_events=up, scale_down_events=down)

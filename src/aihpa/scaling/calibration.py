@@ -45,21 +45,28 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Calibration", "CalibrationState"]
+from aihpa.scaling.evolve import evolve
+
+__all__ = ["Calibration", "CalibrationState", "pack_context"]
 
 
-def _empty() -> npt.NDArray[np.float64]:
-    return np.zeros(0, dtype=np.float64)
+#: Scores and decayed counts are kept in single precision: a calibration state is kept for every workload (a day or
+#: three of scores each, tens of thousands of workloads), and a score's seventh digit never moves a pod count.
+SCORE_DTYPE = np.float32
 
 
-def _empty_codes() -> npt.NDArray[np.int8]:
-    return np.zeros((0, CONTEXT_FEATURES), dtype=np.int8)
+def _empty() -> npt.NDArray[np.float32]:
+    return np.zeros(0, dtype=SCORE_DTYPE)
+
+
+def _empty_codes() -> npt.NDArray[np.uint8]:
+    return np.zeros(0, dtype=np.uint8)
 
 
 def _empty_mask() -> npt.NDArray[np.bool_]:
@@ -72,25 +79,35 @@ CONTEXT_FEATURES = 5
 #: A context: one small integer per feature.
 Context = tuple[int, int, int, int, int]
 NO_CONTEXT: Context = (0, 0, 0, 0, 0)
+#: A context is kept as one byte per score: each feature's bits (hot 1, recency 2, level 2, rising 1, volatile 1), so
+#: at most 3 recency and 3 level bins. `_PREFIX_MASKS[d]` keeps the bits of the first d features.
+_FEATURE_BITS = (1, 2, 2, 1, 1)
+_FEATURE_SHIFTS = tuple(sum(_FEATURE_BITS[:i]) for i in range(CONTEXT_FEATURES))
+_PREFIX_MASKS = tuple((1 << sum(_FEATURE_BITS[:d])) - 1 for d in range(CONTEXT_FEATURES + 1))
+
+
+def pack_context(context: Context) -> int:
+    """A context as the byte it is kept as (`_FEATURE_BITS`)."""
+    return sum(int(c) << shift for c, shift in zip(context, _FEATURE_SHIFTS, strict=True))
 
 
 @dataclass(frozen=True)
 class CalibrationState:
     """Recent log-scores (a ring buffer, oldest overwritten first) and the log of the saturation correction."""
 
-    log_ratios: npt.NDArray[np.float64] = field(default_factory=_empty)
+    log_ratios: npt.NDArray[np.float32] = field(default_factory=_empty)
     position: int = 0
     correction: float = 0.0
     # scores of forecasts made right after a saturated step
-    surge_ratios: npt.NDArray[np.float64] = field(default_factory=_empty)
+    surge_ratios: npt.NDArray[np.float32] = field(default_factory=_empty)
     surge_position: int = 0
-    # the context of each score in log_ratios (same ring positions)
-    contexts: npt.NDArray[np.int8] = field(default_factory=_empty_codes)
+    # the context of each score in log_ratios (same ring positions), packed (`pack_context`)
+    contexts: npt.NDArray[np.uint8] = field(default_factory=_empty_codes)
     # scores recorded since the last surprise (a score above the window's surprise_level quantile)
     since_surprise: int = 1 << 30
     # the cycle detector: decayed surprise and score counts per phase of every candidate period (concatenated)
-    phase_surprises: npt.NDArray[np.float64] = field(default_factory=_empty)
-    phase_scores: npt.NDArray[np.float64] = field(default_factory=_empty)
+    phase_surprises: npt.NDArray[np.float32] = field(default_factory=_empty)
+    phase_scores: npt.NDArray[np.float32] = field(default_factory=_empty)
     scored: int = 0
     # the period in use (0: none) and its hot phases
     period: int = 0
@@ -149,6 +166,8 @@ class Calibration:
             raise ValueError(f"calibration mode must be ratio, spread or additive, not {self.mode!r}")
         if self.min_spread <= 0:
             raise ValueError("min_spread must be positive")
+        if len(self.recent_steps) > 3 or len(self.level_bins) > 3:
+            raise ValueError("at most 3 recent_steps and 3 level_bins (a context is kept in one byte)")
         if any(p < 2 for p in self.periods):
             raise ValueError("candidate periods must be at least 2 steps")
         if any(not math.isfinite(x) for x in self.prior) or any(a > b for a, b in itertools.pairwise(self.prior)):
@@ -184,18 +203,20 @@ class Calibration:
         volatile = int(volatility is not None and volatility >= self.volatile_level)
         return (hot, recent, level_code, rising, volatile)
 
-    def _context_scores(self, state: CalibrationState, context: Context) -> npt.NDArray[np.float64] | None:
+    def _context_scores(self, state: CalibrationState, context: Context) -> npt.NDArray[np.float32] | None:
         """The scores of the finest context that has enough of them (None: only the whole window has)."""
         codes, need = state.contexts, self.context_min_samples
         if codes.shape[0] != state.log_ratios.shape[0] or codes.shape[0] < need:
             return None
+        code = pack_context(context)
         for depth in range(CONTEXT_FEATURES, 0, -1):
-            match = np.all(codes[:, :depth] == np.asarray(context[:depth], dtype=np.int8), axis=1)
+            mask = _PREFIX_MASKS[depth]
+            match: npt.NDArray[np.bool_] = (codes & mask) == (code & mask)
             if int(np.count_nonzero(match)) >= need:
                 return state.log_ratios[match]
         return None
 
-    def with_prior(self, scores: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    def with_prior(self, scores: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
         """`scores` and, while they are fewer than `context_min_samples`, that many less evenly spaced picks from the
         prior (its middle first: one pick is its median, all of them span it)."""
         missing = self.context_min_samples - scores.shape[0]
@@ -203,7 +224,7 @@ class Calibration:
             return scores
         size = len(self.prior)
         picks = np.minimum(((np.arange(missing) + 0.5) * size / missing).astype(np.int64), size - 1)
-        return np.concatenate([scores, np.asarray(self.prior, dtype=np.float64)[picks]])
+        return np.concatenate([scores, np.asarray(self.prior, dtype=scores.dtype)[picks]])
 
     def calibrated(self, state: CalibrationState) -> bool:
         """Whether the window holds enough scores of its own for a finite conformal quantile at the risk."""
@@ -294,7 +315,7 @@ class Calibration:
         if saturated is not None:
             correction = state.correction + self.adapt_rate * ((1.0 if saturated else 0.0) - self.risk)
             correction = min(max(correction, -self.max_correction), self.max_correction)
-            new = replace(state, correction=correction)
+            new = evolve(state, correction=correction)
         if math.isfinite(forecast) and math.isfinite(realized) and forecast >= 0 and realized >= 0:
             if censored:
                 realized *= self.censored_bump
@@ -308,14 +329,14 @@ class Calibration:
                 new = self._observe_surprise(new, value, step)
             if after_saturation:
                 ratios, position = ring_push(state.surge_ratios, state.surge_position, value, self.surge_window)
-                new = replace(new, surge_ratios=ratios, surge_position=position)
+                new = evolve(new, surge_ratios=ratios, surge_position=position)
             else:
                 codes = state.contexts
-                if codes.shape != (state.log_ratios.shape[0], CONTEXT_FEATURES):  # no contexts yet: start them now
-                    codes = np.zeros((state.log_ratios.shape[0], CONTEXT_FEATURES), dtype=np.int8)
+                if codes.shape[0] != state.log_ratios.shape[0]:  # no contexts yet: start them now
+                    codes = np.zeros(state.log_ratios.shape[0], dtype=np.uint8)
                 ratios, position = ring_push(state.log_ratios, state.position, value, self.window)
-                codes, _ = ring_push(codes, state.position, context, self.window)  # the same ring positions
-                new = replace(new, log_ratios=ratios, position=position, contexts=codes)
+                codes, _ = ring_push(codes, state.position, pack_context(context), self.window)  # same positions
+                new = evolve(new, log_ratios=ratios, position=position, contexts=codes)
         return new
 
     def _observe_surprise(self, state: CalibrationState, value: float, step: int | None) -> CalibrationState:
@@ -329,11 +350,11 @@ class Calibration:
             surprise, rare = value > float(part[ks[0]]), value > float(part[ks[1]])
         since = 0 if surprise else min(state.since_surprise + 1, 1 << 30)
         if step is None or not self.periods:
-            return replace(state, since_surprise=since)
+            return evolve(state, since_surprise=since)
         size = sum(self.periods)
         counts, hits = state.phase_scores, state.phase_surprises
         if counts.shape[0] != size:
-            counts, hits = np.zeros(size), np.zeros(size)
+            counts, hits = np.zeros(size, dtype=SCORE_DTYPE), np.zeros(size, dtype=SCORE_DTYPE)
         keep = 1.0 - 1.0 / self.phase_memory
         counts, hits = counts * keep, hits * keep
         offset = 0
@@ -342,7 +363,7 @@ class Calibration:
             if rare:
                 hits[offset + step % period] += 1.0
             offset += period
-        new = replace(state, since_surprise=since, phase_scores=counts, phase_surprises=hits, scored=state.scored + 1)
+        new = evolve(state, since_surprise=since, phase_scores=counts, phase_surprises=hits, scored=state.scored + 1)
         if new.scored % self.phase_every == 0:
             new = self._select_period(new)
         return new
@@ -365,7 +386,7 @@ class Calibration:
             gain = float(hits[hot].sum()) / total_hits - float(counts[hot].sum()) / total
             if gain > best_gain + 1e-9:
                 best_gain, best_period, best_hot = gain, period, hot
-        return replace(state, period=best_period, hot=best_hot)
+        return evolve(state, period=best_period, hot=best_hot)
 
 
 def ring_push(ring: npt.NDArray[Any], position: int, value: Any, window: int) -> tuple[npt.NDArray[Any], int]:

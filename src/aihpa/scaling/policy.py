@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -33,6 +34,7 @@ import numpy.typing as npt
 from aihpa.scaling.behavior import DEFAULT_BEHAVIOR, Behavior, BehaviorState, apply_behavior, record_scale
 from aihpa.scaling.calibration import Calibration, CalibrationState, Context, ring_push
 from aihpa.scaling.decision import Decision, DecisionKind
+from aihpa.scaling.evolve import evolve
 from aihpa.scaling.hpa import DEFAULT_TOLERANCE, Tolerance, hpa_replicas
 from aihpa.step import DEFAULT_STEP_S
 
@@ -285,7 +287,7 @@ class PredictiveState:
     # (usage, saturated) of the most recent observations, oldest first, at most lead_steps of them
     recent: tuple[tuple[float, bool], ...] = ()
     # the last level_window usage samples (a ring): where usage stands in its recent range, and its recent peak
-    levels: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
+    levels: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     levels_position: int = 0
     # the most recent usage samples, oldest first (for the rising and volatile contexts and volatility-weighted scores)
     trail: tuple[float, ...] = ()
@@ -377,7 +379,9 @@ class PredictivePolicy:
     def with_risk(self, risk: float) -> PredictivePolicy:
         return replace(self, calibration=replace(self.calibration, risk=risk))
 
-    @property
+    # built once per policy (a policy is immutable): the controller decides thousands of workloads a cycle on shared
+    # policies, and rebuilding these, each checked, for every decision was a third of its time
+    @cached_property
     def reactive(self) -> ReactivePolicy:
         return ReactivePolicy(
             target_utilization=self.target_utilization,
@@ -386,12 +390,22 @@ class PredictivePolicy:
             behavior=self.behavior,
         )
 
-    @property
+    @cached_property
     def fallback(self) -> ReactivePolicy:
         """The reactive HPA that stands in while no forecast is trusted."""
         if self.fallback_utilization is None:
             return self.reactive
         return replace(self.reactive, target_utilization=self.fallback_utilization)
+
+    @cached_property
+    def _scoring_calibrations(self) -> dict[int, Calibration]:
+        """Each scoring's calibration settings at the policy's offset (checked once), by the scoring's identity (the
+        policy holds its scorings, so their ids stay theirs)."""
+        out: dict[int, Calibration] = {}
+        for scoring in self.scorings:
+            settings = scoring.settings()
+            out[id(scoring)] = replace(self.calibration, **settings) if settings else self.calibration  # type: ignore[arg-type]
+        return out
 
     @staticmethod
     def _quantile_index(quantiles: Sequence[float], level: float) -> int:
@@ -399,10 +413,15 @@ class PredictivePolicy:
 
     def _calibration(self, scoring: Scoring, offset: float) -> Calibration:
         """The calibration settings of one scoring (the policy's, with that scoring's offset, window and contexts)."""
-        settings = scoring.settings()
-        if offset == self.calibration.offset and not settings:
-            return self.calibration
-        return replace(self.calibration, offset=offset, **settings)  # type: ignore[arg-type]
+        config = self._scoring_calibrations.get(id(scoring))
+        if config is None:  # a scoring not of this policy
+            settings = scoring.settings()
+            return replace(self.calibration, offset=offset, **settings)  # type: ignore[arg-type]
+        if offset == config.offset:
+            return config
+        if not (offset >= 0.0):
+            raise ValueError("offset must not be negative")
+        return evolve(config, offset=offset)  # the settings were checked once; an offset >= 0 keeps them valid
 
     def _mode(self, scoring: Scoring) -> str:
         return scoring.mode or self.calibration.mode
@@ -501,7 +520,7 @@ class PredictivePolicy:
                     self.scorings, calibrations, outcome.peaks, outcome.contexts, shortfalls, strict=True
                 )
             )
-        return replace(
+        return evolve(
             state,
             recent=recent,
             calibrations=calibrations,
@@ -562,13 +581,13 @@ class PredictivePolicy:
             candidates = self._candidates(obs, state, frame, lead, quantiles)
             outcome = self._pending(obs, frame, candidates, reactive=reactive[0])
             proposal = self._predictive(obs, state, candidates, reactive)
-        state = replace(state, pending=(*state.pending, outcome))
+        state = evolve(state, pending=(*state.pending, outcome))
         proposal = self._hold_within_tolerance(obs, proposal)
         decision, bstate = _normalize(
             obs, desired=proposal.desired, reason=proposal.reason, kind=proposal.kind, behavior=self.behavior,
             state=state.behavior,
         )
-        return decision, replace(state, behavior=bstate)
+        return decision, evolve(state, behavior=bstate)
 
     def _frame(self, obs: Observation, state: PredictiveState) -> _Frame:
         """This step's number, the recent peak, and each scoring's offset, calibration settings and context."""
@@ -721,14 +740,19 @@ class PredictivePolicy:
     def _band_capacity(self, candidates: _Candidates) -> float:
         """The top quantile's peak, or with a band prior the median's peak plus the prior's conformal quantile at the
         risk times the band (`band_prior`)."""
-        if not self.band_prior:
-            return candidates.top
-        config = Calibration(risk=self.risk, mode="spread", prior=self.band_prior, min_samples=1)
-        multiple = config.quantile(CalibrationState())
+        multiple, min_spread = self._band_multiple
         if multiple is None:
             return candidates.top
         median = candidates.top - candidates.spread
-        return max(0.0, median + multiple * max(candidates.spread, config.min_spread))
+        return max(0.0, median + multiple * max(candidates.spread, min_spread))
+
+    @cached_property
+    def _band_multiple(self) -> tuple[float | None, float]:
+        """The band prior's conformal quantile at the risk (None without a prior), and the smallest band."""
+        if not self.band_prior:
+            return None, 0.0
+        config = Calibration(risk=self.risk, mode="spread", prior=self.band_prior, min_samples=1)
+        return config.quantile(CalibrationState()), config.min_spread
 
     def _hold_within_tolerance(self, obs: Observation, proposal: _Proposal) -> _Proposal:
         """The HPA's tolerance band over desired / current keeps the current count; a saturated step is never held
@@ -772,7 +796,7 @@ class PredictivePolicy:
             return state
         shorts = tuple(1.0 if s else 0.0 for s in shortfalls)
         if len(state.costs) != len(capacities):
-            return replace(state, costs=capacities, shortfall_rates=shorts, compared=1)
+            return evolve(state, costs=capacities, shortfall_rates=shorts, compared=1)
         keep = 1.0 - 1.0 / self.memory
         costs = tuple(keep * old + (1.0 - keep) * x for old, x in zip(state.costs, capacities, strict=True))
         rates = tuple(keep * old + (1.0 - keep) * x for old, x in zip(state.shortfall_rates, shorts, strict=True))
@@ -783,4 +807,4 @@ class PredictivePolicy:
             best = min(eligible, key=lambda i: costs[i])
             if costs[best] < (1.0 - self.select_margin) * costs[choice] or choice not in eligible:
                 choice = best
-        return replace(state, costs=costs, shortfall_rates=rates, choice=choice, compared=state.compared + 1)
+        return evolve(state, costs=costs, shortfall_rates=rates, choice=choice, compared=state.compared + 1)

@@ -1,0 +1,47 @@
+"""`evolve` (the hot path's copy of a state) and the compact calibration state: a copy with changes that leaves the
+original alone and refuses a field that does not exist; contexts kept one byte a score match as the tuples did."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aihpa.scaling.behavior import BehaviorState
+from aihpa.scaling.calibration import Calibration, CalibrationState, pack_context
+from aihpa.scaling.evolve import evolve
+from aihpa.scaling.policy import PredictiveState
+
+
+def test_evolve_copies_with_changes_and_leaves_the_original_alone() -> None:
+    state = PredictiveState(choice=1, compared=5)
+    new = evolve(state, compared=6, behavior=BehaviorState(recommendations=((0.0, 3),)))
+    assert (new.choice, new.compared, new.behavior.recommendations) == (1, 6, ((0.0, 3),))
+    assert (state.compared, state.behavior.recommendations) == (5, ())
+    assert type(new) is PredictiveState and new.levels is state.levels  # unchanged fields are shared, not copied
+
+
+def test_evolve_refuses_a_field_that_does_not_exist() -> None:
+    with pytest.raises(TypeError, match="no field"):
+        evolve(CalibrationState(), corection=0.5)
+
+
+def test_packed_contexts_back_off_to_coarser_contexts_as_tuples_would() -> None:
+    cal = Calibration(risk=0.1, min_samples=5, recent_steps=(3, 10), level_bins=(0.5, 0.9), periods=())
+    contexts = [(1, 2, 2, 0, 0)] * 12 + [(1, 0, 1, 0, 0)] * 6 + [(0, 1, 0, 1, 1)] * 12
+    state = CalibrationState()
+    for i, ctx in enumerate(contexts):
+        state = cal.update(state, realized=1.0 + i, forecast=1.0, censored=False, saturated=False, context=ctx)
+    assert state.contexts.dtype == np.uint8 and state.contexts.shape == (len(contexts),)
+    assert state.log_ratios.dtype == np.float32
+    scores = state.log_ratios
+    # its own context has enough scores (cal.context_min_samples == 9)
+    np.testing.assert_array_equal(cal._context_scores(state, (1, 2, 2, 0, 0)), scores[:12])
+    # (1, 0, 1, 0, 0) has 6: backs off to (1,) on the first feature, which the first 18 share
+    np.testing.assert_array_equal(cal._context_scores(state, (1, 0, 1, 0, 0)), scores[:18])
+    np.testing.assert_array_equal(cal._context_scores(state, (0, 1, 0, 1, 1)), scores[18:])
+    assert len({pack_context(c) for c in contexts}) == 3
+
+
+def test_a_context_wider_than_its_byte_is_refused() -> None:
+    with pytest.raises(ValueError, match="one byte"):
+        Calibration(level_bins=(0.2, 0.4, 0.6, 0.8))
