@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import copy
 import json
+import math
 import os
 import resource
 import signal
@@ -137,7 +138,9 @@ async def _child(kubeconfig: str, size: int, shards: int, changing: float,
         setup = KubeClient(api, qps=None)  # the benchmark's own writes (the new floors): not the controller's
         settings = ControllerSettings(identity="bench", leader_election=False, run_loop=False, namespace="default",
                                       publish_every_s=1e12, shards=shards, shard=0)
-        clock = VirtualClock(start=time.time())  # the controller's time: stepped by the benchmark
+        # the controller's time, stepped by the benchmark: one second into a model step, so that each step's cycle
+        # opens a new model step and the sync 15 s later stays inside it
+        clock = VirtualClock(start=math.floor(time.time() / settings.step_s) * settings.step_s + 1.0)
         controller = Controller(client=kube, metrics=MetricsAPISource(kube), forecaster=forecaster,
                                 settings=settings, clock=clock, observability=metrics)
         t0 = time.perf_counter()

@@ -199,13 +199,11 @@ def decide(
     if w.beside_hpa and mode == "predictive":
         mode = "hpa-floor"  # the HPA scales; aihpa sets its floor (`coexist`)
     current = w.replicas
-    series = history.series(w.key)
     obs = Observation(
         usage=0.0 if usage is None else usage,
         pods_with_metrics=max(w.ready, 0),
         current_replicas=current,
         now=now,
-        history_len=0 if series is None else int(np.isfinite(series.values).sum()),
         # without a limit a pod can burst past its request: only a limit makes a usage ceiling (a named metric has none)
         capacity_per_pod=w.usage_ceiling,
     )
@@ -229,6 +227,9 @@ def decide(
             decision, rstate = hpa.decide(obs, ReactiveState(behavior=w.state.behavior))
             w.state = replace(w.state, behavior=rstate.behavior)
         else:
+            # how many samples the forecast stood on (read at model steps only: between them no rule needs it)
+            series = history.series(w.key)
+            obs = replace(obs, history_len=0 if series is None else int(np.isfinite(series.values).sum()))
             forecast = None if w.forecast is None else np.asarray(w.forecast, dtype=np.float64)
             decision, w.state = policy.decide(obs, w.state, forecast=forecast, quantiles=forecaster.quantiles)
         w.last_kind = decision.kind

@@ -346,8 +346,10 @@ class Calibration:
         n = scores.shape[0]
         if n >= self.min_samples:
             ks = [min(n, max(1, math.ceil(n * level))) - 1 for level in (self.surprise_level, self.cycle_level)]
-            part = np.partition(scores, ks)
-            surprise, rare = value > float(part[ks[0]]), value > float(part[ks[1]])
+            # value is above the (k+1)-th smallest score exactly when more than k scores are below it: one count
+            # answers both levels without sorting the window (compared in double precision, as the scores' values)
+            below = int(np.count_nonzero(scores < np.float64(value)))
+            surprise, rare = below > ks[0], below > ks[1]
         since = 0 if surprise else min(state.since_surprise + 1, 1 << 30)
         if step is None or not self.periods:
             return evolve(state, since_surprise=since)

@@ -1,5 +1,6 @@
-"""`evolve` (the hot path's copy of a state) and the compact calibration state: a copy with changes that leaves the
-original alone and refuses a field that does not exist; contexts kept one byte a score match as the tuples did."""
+"""The scaling rules' hot path gives what the plain definitions give: `evolve` (the copy of a state) leaves the
+original alone and refuses a field that does not exist; contexts kept one byte a score match as the tuples did; a
+surprise found by counting is the one found by sorting the window."""
 
 from __future__ import annotations
 
@@ -45,3 +46,20 @@ def test_packed_contexts_back_off_to_coarser_contexts_as_tuples_would() -> None:
 def test_a_context_wider_than_its_byte_is_refused() -> None:
     with pytest.raises(ValueError, match="one byte"):
         Calibration(level_bins=(0.2, 0.4, 0.6, 0.8))
+
+
+@pytest.mark.parametrize("n", [30, 200, 1440])
+def test_a_surprise_by_count_is_a_surprise_by_the_window_s_quantiles(n: int) -> None:
+    cal = Calibration(min_samples=30, periods=(15,))
+    rng = np.random.default_rng(n)
+    for trial in range(50):
+        scores = rng.normal(0, 1, n).astype(np.float32)
+        if trial % 5 == 0:
+            scores = np.round(scores, 1)  # ties
+        state = CalibrationState(log_ratios=scores)
+        ks = [min(n, max(1, int(np.ceil(n * level)))) - 1 for level in (cal.surprise_level, cal.cycle_level)]
+        part = np.sort(scores)
+        for value in [float(part[ks[0]]), float(part[ks[1]]), *rng.normal(0.5, 1.5, 20).tolist()]:
+            new = cal._observe_surprise(state, value, 3)
+            assert (new.since_surprise == 0) == (value > float(part[ks[0]]))
+            assert (new.phase_surprises[3] == 1.0) == (value > float(part[ks[1]]))
