@@ -85,3 +85,17 @@ def test_a_shared_policy_decides_each_workload_as_its_own_fresh_policy_would() -
             d1, shared_states[i] = shared.decide(obs, shared_states[i], forecast=forecast, quantiles=q.tolist())
             d2, fresh_states[i] = fresh.decide(obs, fresh_states[i], forecast=forecast, quantiles=q.tolist())
             assert (d1.replicas, d1.reason) == (d2.replicas, d2.reason)
+
+
+def test_a_workload_whose_annotations_or_pods_change_gets_the_policy_of_its_new_inputs() -> None:
+    cache = PolicyCache()
+    w = _workload("a")
+    before = cache.predictive(w, settings=SETTINGS, min_history=8, prior=None)
+    assert cache.predictive(w, settings=SETTINGS, min_history=8, prior=None) is before  # remembered
+    w.parsed = parse_policy({"aihpa/max-replicas": "7"}, defaults=SETTINGS.defaults)  # the watch saw new annotations
+    annotated = cache.predictive(w, settings=SETTINGS, min_history=8, prior=None)
+    assert annotated.behavior.max_replicas == 7 and before.behavior.max_replicas != 7
+    assert cache.reactive(w).behavior.max_replicas == 7
+    w.request_cores = 2.0  # a new pod template
+    resized = cache.predictive(w, settings=SETTINGS, min_history=8, prior=None)
+    assert resized.request_per_pod == 2.0 and cache.reactive(w).request_per_pod == 2.0

@@ -158,6 +158,20 @@ class PolicyCache:
         self, w: Workload, *, settings: ControllerSettings, min_history: int,
         prior: Mapping[str, Sequence[float]] | None,
     ) -> PredictivePolicy:
+        # the workload's last answer, while nothing it was built from has changed (checked by identity and by
+        # value, cheaper than hashing the annotations' policy every cycle)
+        memo = w.policy_memo
+        if (memo is not None and memo[0] is w.parsed and memo[1] == w.request_cores and memo[2] == w.limit_cores
+                and memo[3] == min_history and memo[4] == settings.step_s and memo[5] is prior):
+            return memo[6]  # type: ignore[no-any-return]
+        policy = self._shared(w, settings=settings, min_history=min_history, prior=prior)
+        w.policy_memo = (w.parsed, w.request_cores, w.limit_cores, min_history, settings.step_s, prior, policy)
+        return policy
+
+    def _shared(
+        self, w: Workload, *, settings: ControllerSettings, min_history: int,
+        prior: Mapping[str, Sequence[float]] | None,
+    ) -> PredictivePolicy:
         key = (w.parsed.policy, w.pod, w.metric is None, settings.step_s, min_history, id(prior))
         hit = self._predictive.get(key)
         if hit is not None and hit[0] is prior:  # the identity of the prior itself, not of a recycled id
@@ -169,6 +183,9 @@ class PolicyCache:
         return policy
 
     def reactive(self, w: Workload) -> ReactivePolicy:
+        memo = w.reactive_memo
+        if memo is not None and memo[0] is w.parsed and memo[1] == w.request_cores and memo[2] == w.limit_cores:
+            return memo[3]  # type: ignore[no-any-return]
         key = (w.parsed.policy, w.pod, w.metric is None)
         policy = self._reactive.get(key)
         if policy is None:
@@ -176,6 +193,7 @@ class PolicyCache:
             if len(self._reactive) >= self.size:
                 self._reactive.clear()
             self._reactive[key] = policy
+        w.reactive_memo = (w.parsed, w.request_cores, w.limit_cores, policy)
         return policy
 
 

@@ -135,6 +135,9 @@ class Workload:
     # what the last status annotation written said, less its numbers (replicas, mode, kind, wording), and when
     status_written: str = ""
     status_time: float = -math.inf
+    # the policies last built for it and what they were built from (`deciding.PolicyCache`)
+    policy_memo: tuple[Any, ...] | None = None
+    reactive_memo: tuple[Any, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.limit_cores == _FROM_OBJECT:
