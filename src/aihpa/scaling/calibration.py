@@ -84,11 +84,13 @@ NO_CONTEXT: Context = (0, 0, 0, 0, 0)
 _FEATURE_BITS = (1, 2, 2, 1, 1)
 _FEATURE_SHIFTS = tuple(sum(_FEATURE_BITS[:i]) for i in range(CONTEXT_FEATURES))
 _PREFIX_MASKS = tuple((1 << sum(_FEATURE_BITS[:d])) - 1 for d in range(CONTEXT_FEATURES + 1))
+assert _FEATURE_SHIFTS == (0, 1, 3, 5, 6)  # pack_context spells these out
 
 
 def pack_context(context: Context) -> int:
-    """A context as the byte it is kept as (`_FEATURE_BITS`)."""
-    return sum(int(c) << shift for c, shift in zip(context, _FEATURE_SHIFTS, strict=True))
+    """A context as the byte it is kept as (`_FEATURE_BITS`: shifts 0, 1, 3, 5, 6)."""
+    hot, recent, level, rising, volatile = context
+    return hot | recent << 1 | level << 3 | rising << 5 | volatile << 6
 
 
 @dataclass(frozen=True)
