@@ -19,7 +19,9 @@ What one run does, and prints:
   so that share, and about only that share, changes replicas (the count is printed);
 - `last scale s`: from the step's start to its last scale write;
 - `between s` / `CPU s` / `writes`: a sync inside the model step (metrics and the reactive safety net only);
-- `RSS MB` (peak), and `per 1k MB`: the RSS the workloads add over the JAX runtime, per 1,000 of them.
+- `RSS MB` (peak), and `per 1k MB`: the RSS the workloads add over the JAX runtime, per 1,000 of them;
+- the time each measured cycle spent in the cyclic garbage collector. The child sets the collector as `aihpa
+  controller` does (`aihpa.controller.process`); `--gc default` measures with CPython's own thresholds instead.
 
     .venv/bin/python benchmarks/bench_controller.py [--sizes 10000,40000] [--shards 1,4] [--changing 0.1]
         [--profile DIR]
@@ -94,8 +96,13 @@ async def _bounded(jobs: list[Any], limit: int) -> None:
 
 
 async def _child(kubeconfig: str, size: int, shards: int, changing: float,
-                 profile: str | None = None) -> dict[str, Any]:
+                 profile: str | None = None, gc_mode: str = "controller") -> dict[str, Any]:
     rss_start = _rss_mb()
+    from aihpa.controller.process import tune_garbage_collector
+
+    if gc_mode == "controller":
+        tune_garbage_collector()  # as `aihpa controller` does at start
+    gc_time = _collector_clock()
     from aihpa.forecast.forecaster import load_default_forecaster
 
     forecaster = load_default_forecaster()
@@ -167,13 +174,14 @@ async def _child(kubeconfig: str, size: int, shards: int, changing: float,
 
                     profiler = cProfile.Profile()
                     profiler.enable()
-                cpu0, t0 = time.process_time(), time.perf_counter()
+                cpu0, t0, gc0 = time.process_time(), time.perf_counter(), gc_time()
                 report = await controller.run_cycle()
                 wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
                 if profiler is not None:
                     profiler.disable()
                     profiler.dump_stats(str(Path(profile or ".", f"{name}.prof")))
-                return {"wall_s": wall, "cpu_s": cpu, "changed": sum(d.applied for d in report.decisions),
+                return {"wall_s": wall, "cpu_s": cpu, "gc_s": gc_time() - gc0,
+                        "changed": sum(d.applied for d in report.decisions),
                         "writes": delta(before), "throttled_s": throttled() - waited,
                         "last_scale_s": metrics.last_scale - t0 if metrics.last_scale else None}
 
@@ -216,6 +224,22 @@ async def _child(kubeconfig: str, size: int, shards: int, changing: float,
     return out
 
 
+def _collector_clock() -> Any:
+    """A clock of the time spent in the cyclic garbage collector so far (seconds)."""
+    import gc
+
+    spent = {"total": 0.0, "start": 0.0}
+
+    def on_collect(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            spent["start"] = time.perf_counter()
+        else:
+            spent["total"] += time.perf_counter() - spent["start"]
+
+    gc.callbacks.append(on_collect)
+    return lambda: spent["total"]
+
+
 def _aged_state(controller: Any, forecaster: Any, settings: Any, now: float) -> Any:
     """The policy state of the first workload after three days of model steps (a noisy daily cycle, the forecast its
     median plus a band), decided by the workload's own policy."""
@@ -239,7 +263,8 @@ def _aged_state(controller: Any, forecaster: Any, settings: Any, now: float) -> 
 # ---- the parent: the sim, the Deployments, the child --------------------------------------------------------------
 
 
-async def _run(size: int, shards: int, changing: float, concurrency: int, profile: str | None) -> dict[str, Any]:
+async def _run(size: int, shards: int, changing: float, concurrency: int, profile: str | None,
+               gc_mode: str) -> dict[str, Any]:
     from aihpa.k8s import KubeClient, api_client
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -259,7 +284,7 @@ async def _run(size: int, shards: int, changing: float, concurrency: int, profil
                 create_s = time.perf_counter() - t0
             child = await asyncio.create_subprocess_exec(
                 sys.executable, __file__, "--child", str(kubeconfig), "--sizes", str(size), "--shards", str(shards),
-                "--changing", str(changing), *(["--profile", profile] if profile else []),
+                "--changing", str(changing), "--gc", gc_mode, *(["--profile", profile] if profile else []),
                 stdout=asyncio.subprocess.PIPE)
             stdout, _ = await child.communicate()
             if child.returncode != 0:
@@ -292,10 +317,12 @@ def _print(r: dict[str, Any]) -> None:
           f"{first['changed']} scaled, {first['throttled_s']:.1f} s throttled, writes {_writes(first['writes'])}); "
           f"settling steps changed {r['settle_changed']}")
     last = f"{step['last_scale_s']:.2f} s" if step["last_scale_s"] is not None else "none"
-    print(f"  model step with {r['raised']} new floors: {step['wall_s']:.2f} s ({step['cpu_s']:.2f} CPU s), "
+    print(f"  model step with {r['raised']} new floors: {step['wall_s']:.2f} s ({step['cpu_s']:.2f} CPU s, "
+          f"{step['gc_s']:.2f} s collecting garbage), "
           f"{step['changed']} changed ({100 * step['changed'] / max(r['owned'], 1):.1f}%), last scale at {last}, "
           f"{step['throttled_s']:.1f} s throttled, writes {_writes(step['writes'])}")
-    print(f"  sync inside the model step: {between['wall_s']:.2f} s ({between['cpu_s']:.2f} CPU s), "
+    print(f"  sync inside the model step: {between['wall_s']:.2f} s ({between['cpu_s']:.2f} CPU s, "
+          f"{between['gc_s']:.2f} s collecting garbage), "
           f"writes {_writes(between['writes'])}", flush=True)
 
 
@@ -305,13 +332,16 @@ def main() -> None:
     parser.add_argument("--shards", default="1")
     parser.add_argument("--changing", type=float, default=0.1, help="share of workloads given a higher floor")
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--gc", dest="gc_mode", choices=("controller", "default"), default="controller",
+                        help="the collector's thresholds: the controller's (aihpa.controller.process) or CPython's")
     parser.add_argument("--profile", metavar="DIR", help="write cProfile stats of the measured step and sync here")
     parser.add_argument("--child", metavar="KUBECONFIG", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     shards = [int(s) for s in args.shards.split(",")]
     if args.child:
-        print(json.dumps(asyncio.run(_child(args.child, sizes[0], shards[0], args.changing, args.profile))))
+        print(json.dumps(asyncio.run(_child(args.child, sizes[0], shards[0], args.changing, args.profile,
+                                           args.gc_mode))))
         return
     runs = list(zip(sizes, shards, strict=True)) if len(sizes) == len(shards) else \
         [(n, s) for n in sizes for s in shards]
@@ -321,7 +351,7 @@ def main() -> None:
         if args.profile:
             Path(args.profile).mkdir(parents=True, exist_ok=True)
         r = asyncio.run(_run(size, n_shards, args.changing, args.concurrency,
-                             str(Path(args.profile).resolve()) if args.profile else None))
+                             str(Path(args.profile).resolve()) if args.profile else None, args.gc_mode))
         _print(r)
         results.append(r)
     one = next((r for r in results if r["shards"] == 1), None)

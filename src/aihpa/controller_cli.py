@@ -175,6 +175,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.metrics == "prometheus" and not args.prometheus_url:
         raise UserError("--metrics prometheus needs --prometheus-url")
     args.metric_queries = metric_queries(args)
+    from aihpa.controller.process import tune_garbage_collector
+
+    tune_garbage_collector()  # a controller process's collector (see `aihpa.controller.process`)
     asyncio.run(_serve(args, settings))
     return 0
 
