@@ -244,9 +244,11 @@ def _aged_state(controller: Any, forecaster: Any, settings: Any, now: float) -> 
     """The policy state of the first workload after three days of model steps (a noisy daily cycle, the forecast its
     median plus a band), decided by the workload's own policy."""
     from aihpa.scaling import Observation, PredictiveState
+    from aihpa.scaling.prior import prior_of
 
     w = next(iter(controller.workloads.values()))
-    policy = controller.policies.predictive(w, settings=settings, min_history=forecaster.min_history, prior=None)
+    policy = controller.policies.predictive(w, settings=settings, min_history=forecaster.min_history,
+                                            prior=prior_of(forecaster))
     rng = np.random.default_rng(1)
     quantiles = np.asarray(forecaster.quantiles, dtype=np.float32)
     state, replicas, steps = PredictiveState(), 2, 3 * 1440

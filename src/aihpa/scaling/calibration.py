@@ -82,13 +82,11 @@ NO_CONTEXT: Context = (0, 0, 0, 0, 0)
 #: A context is kept as one byte per score: each feature's bits (hot 1, recency 2, level 2, rising 1, volatile 1), so
 #: at most 3 recency and 3 level bins. `_PREFIX_MASKS[d]` keeps the bits of the first d features.
 _FEATURE_BITS = (1, 2, 2, 1, 1)
-_FEATURE_SHIFTS = tuple(sum(_FEATURE_BITS[:i]) for i in range(CONTEXT_FEATURES))
 _PREFIX_MASKS = tuple((1 << sum(_FEATURE_BITS[:d])) - 1 for d in range(CONTEXT_FEATURES + 1))
-assert _FEATURE_SHIFTS == (0, 1, 3, 5, 6)  # pack_context spells these out
 
 
 def pack_context(context: Context) -> int:
-    """A context as the byte it is kept as (`_FEATURE_BITS`: shifts 0, 1, 3, 5, 6)."""
+    """A context as the byte it is kept as: each feature at the sum of the bits before it (`_FEATURE_BITS`)."""
     hot, recent, level, rising, volatile = context
     return hot | recent << 1 | level << 3 | rising << 5 | volatile << 6
 
