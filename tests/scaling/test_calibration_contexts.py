@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aihpa.scaling import Calibration, CalibrationState, Observation, PredictivePolicy, PredictiveState
+from aihpa.scaling import Calibration, CalibrationState, Observation, PredictivePolicy, PredictiveState, Scoring
 from aihpa.scaling.calibration import NO_CONTEXT
 
 from .closed_loop import run_loop
@@ -141,6 +141,7 @@ def _closed_loop(contextual: bool, *, risk: float, steps: int = 8000) -> tuple[f
         calibration=Calibration(risk=risk, offset=1.0, contextual=contextual),
         target_utilization=1.0,
         min_history=1,
+        scorings=(Scoring(name="forecast"),),  # the contexts are the calibration's: a calibrated scoring alone
     )
     demand = np.full(steps, 5.0) * rng.lognormal(0.0, 0.03, size=steps)
     for start in range(2, steps, 30):

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from aihpa.scaling import Calibration, CalibrationState, Observation, PredictivePolicy, PredictiveState
+from aihpa.scaling import Calibration, CalibrationState, Observation, PredictivePolicy, PredictiveState, Scoring
 from aihpa.scaling.factory import predictive_policy
 from aihpa.scaling.prior import BAND_PRIOR, PRIOR_KEY, prior_from_metadata, prior_of
 
@@ -56,7 +56,9 @@ def test_the_band_prior_sizes_a_new_workload_from_the_models_own_band() -> None:
 
 
 def test_until_calibrated_the_count_stays_within_the_margin_of_the_fallback() -> None:
-    policy = PredictivePolicy(target_utilization=1.0, fallback_utilization=0.5, warmup_margin=0.5)
+    # a calibrated scoring alone (the HPA candidate is calibrated by its shadows: tests/scaling/test_hpa_grid.py)
+    held = Scoring(base="last", mode="ratio", hold=5, name="held")
+    policy = PredictivePolicy(target_utilization=1.0, fallback_utilization=0.5, warmup_margin=0.5, scorings=(held,))
     # a wild top quantile (40 cores) on 4 cores of usage: the fallback HPA at 50% wants 8 pods, the bound is 12
     decision, state = policy.decide(_obs(4.0), PredictiveState(), forecast=_band(4.0, 40.0), quantiles=QUANTILES)
     assert decision.recommended == 12
@@ -69,7 +71,7 @@ def test_until_calibrated_the_count_stays_within_the_margin_of_the_fallback() ->
         cal = calibrated.update(cal, realized=20.0, forecast=4.0, censored=False, saturated=False)
     state = PredictiveState(calibrations=(cal, *state.calibrations[1:]))
     decision, _ = policy.decide(_obs(4.0), state, forecast=_band(4.0, 40.0), quantiles=QUANTILES)
-    # the reactive HPA as a calibrated candidate: 4 cores held, 5x its own scores
+    # 4 cores held, 5x its own scores
     assert decision.recommended == 20 and "while calibrating" not in decision.reason
 
 

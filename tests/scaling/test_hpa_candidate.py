@@ -1,8 +1,10 @@
-"""The reactive HPA as a calibrated candidate beside the forecast-based scorings, and hysteresis against churn."""
+"""The reactive HPA as a candidate beside the forecast-based scorings, the choice between them, and hysteresis against
+churn."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -99,8 +101,9 @@ def test_hysteresis_cuts_scale_changes_and_the_calibration_pays_for_it() -> None
     def flat(t: int, usage: float) -> np.ndarray:
         return np.full((2, 3), usage, dtype=np.float32)
 
-    sat_0, pods_0, changes_0, _, _ = _loop(_policy(scorings=(HPA_SCORING,), hysteresis=0.0), demand, flat)
-    sat_h, pods_h, changes_h, _, _ = _loop(_policy(scorings=(HPA_SCORING,), hysteresis=0.1), demand, flat)
+    held = (Scoring(base="last", mode="ratio", hold=5),)  # a calibrated scoring (the HPA candidate has its own)
+    sat_0, pods_0, changes_0, _, _ = _loop(_policy(scorings=held, hysteresis=0.0), demand, flat)
+    sat_h, pods_h, changes_h, _, _ = _loop(_policy(scorings=held, hysteresis=0.1), demand, flat)
     assert changes_h < 0.5 * changes_0
     # both hold the risk (2%) within the slack of online learning, and holding costs little capacity
     assert sat_0 <= 0.04 and sat_h <= 0.04
@@ -139,3 +142,40 @@ def test_hysteresis_is_validated() -> None:
         _policy(hysteresis=1.0)
     with pytest.raises(ValueError, match="hold"):
         Scoring(hold=0)
+
+
+def _compared(policy: PredictivePolicy, change_rates: tuple[float, ...]) -> int:
+    """The candidate chosen after one more outcome, when the forecast (1) is half the HPA candidate's (0) cost and both
+    hold the risk, given how often each would change its count."""
+    state = PredictiveState(
+        costs=(10.0, 5.0), shortfall_rates=(0.0, 0.0), compared=policy.select_after, choice=0,
+        change_rates=change_rates,
+    )
+    return policy._compare(state, (10.0, 5.0), (False, False)).choice
+
+
+def test_a_cheaper_candidate_that_would_scale_far_more_often_than_the_hpa_is_not_used() -> None:
+    policy = _policy(scorings=(HPA_SCORING, Scoring(name="forecast")), select_after=10)
+    assert _compared(policy, (0.02, 0.029)) == 1  # 1.45x as many changes: cheaper, used
+    assert _compared(policy, (0.02, 0.031)) == 0  # 1.55x: kept on the HPA
+    assert _compared(replace(policy, select_changes=None), (0.02, 0.031)) == 1
+    # the counts it is judged on are held as the policy would hold them, so a candidate's hysteresis counts
+    demand = _noisy_walk(600, seed=2)
+    flat = lambda t, u: np.full((2, 3), u, np.float32)  # noqa: E731
+    *_, state, reason = _loop(_policy(select_after=200, memory=200.0), demand, flat)
+    assert len(state.held) == len(state.change_rates) == len(DEFAULT_SCORINGS)
+    assert "changing at most 1.5x as often as hpa" in reason and "changed" in reason
+
+
+def test_the_hpa_candidate_acts_at_the_highest_target_that_held_the_risk() -> None:
+    demand = _noisy_walk(1500, seed=4)
+    policy = _policy(scorings=(HPA_SCORING,), select_after=10_000)
+    sat, _, _, state, reason = _loop(policy, demand, lambda t, u: np.full((2, 3), u, np.float32))
+    grid = policy.grid
+    assert grid is not None
+    index = grid.leader(state.grid, policy.risk)
+    assert index is not None and reason.startswith(f"hpa: the HPA at a target of {grid.targets[index]:.0%}")
+    # every higher target's pods fell short more often than the risk allows; this one's did not
+    rates = (state.grid.shortfalls + 1) / (state.grid.outcomes + 1)
+    assert rates[index] <= policy.risk and np.all(rates[index + 1 :] > policy.risk)
+    assert sat <= 2 * policy.risk

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from aihpa.scaling import Calibration, CalibrationState, Observation, PredictivePolicy, PredictiveState
+from aihpa.scaling import Calibration, CalibrationState, Observation, PredictivePolicy, PredictiveState, Scoring
 
 QUANTILES = (0.5, 0.9, 0.99)
 # no warm-up bound: these tests are about what the forecast and the calibration ask for (the bound has its own)
@@ -94,7 +94,10 @@ def test_saturation_raises_the_headroom_and_quiet_steps_lower_it() -> None:
 def test_a_saturated_cold_start_does_not_raise_the_headroom() -> None:
     # one pod meets a load of 6 cores: saturated while the forecast is not trusted yet (reactive fallback), then
     # while the calibration has too few scores (top quantile); those steps say nothing about the headroom
-    policy = PredictivePolicy(calibration=Calibration(min_samples=20), target_utilization=1.0, min_history=5)
+    policy = PredictivePolicy(
+        calibration=Calibration(min_samples=20), target_utilization=1.0, min_history=5,
+        scorings=(Scoring(base="last", mode="ratio", hold=5),),
+    )
     state, replicas, ready = PredictiveState(), 1, 1
     corrections = []
     for t in range(1, 60):
@@ -191,6 +194,7 @@ def test_spread_mode_policy_reads_the_median_and_the_top_quantile() -> None:
         calibration=Calibration(mode="spread", min_samples=1, adapt_rate=0.0),
         target_utilization=1.0,
         min_history=1,
+        scorings=(Scoring(),),
     )
     state = PredictiveState()
     forecast = _forecast([4.0, 4.0, 4.0], p99=[6.0, 8.0, 8.0])

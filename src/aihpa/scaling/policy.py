@@ -31,11 +31,19 @@ from typing import Literal, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from aihpa.scaling.behavior import DEFAULT_BEHAVIOR, Behavior, BehaviorState, apply_behavior, record_scale
+from aihpa.scaling.behavior import (
+    DEFAULT_BEHAVIOR,
+    DEFAULT_SCALE_DOWN,
+    Behavior,
+    BehaviorState,
+    apply_behavior,
+    record_scale,
+)
 from aihpa.scaling.calibration import Calibration, CalibrationState, Context, ring_push
 from aihpa.scaling.decision import Decision, DecisionKind
 from aihpa.scaling.evolve import evolve
 from aihpa.scaling.hpa import DEFAULT_TOLERANCE, Tolerance, hpa_replicas
+from aihpa.scaling.hpa_grid import HpaGrid, HpaGridState
 from aihpa.step import DEFAULT_STEP_S
 
 __all__ = [
@@ -132,14 +140,16 @@ class Scoring:
 
     `base`: the forecast the headroom is added to: the peak of the policy's `base_quantile` over the lead time
     ("quantile"), of the median ("median"), or the last observed usage ("last", a naive forecast that is hard to beat
-    where demand moves in unpredictable steps). `mode`: how errors are scored (`Calibration.mode`): as ratios, which
+    where demand moves in unpredictable steps); "hpa" is not a forecast with a headroom but the reactive HPA at the
+    target that held the risk on the workload's own history (`aihpa.scaling.hpa_grid`), compared with the others on
+    the same steps. `mode`: how errors are scored (`Calibration.mode`): as ratios, which
     grow with the level, or additively, in cores whatever the level. `offset_share`: the ratio's offset (in additive
     mode, the unit of the scores) as a share of the peak usage (None: the calibration's own `offset`, in cores; the
     peak is the highest of the level context's samples, so a one-off spike is forgotten once it leaves that window).
     `window`: scores kept (None: the calibration's). The context settings let a scoring file its scores under finer
     contexts than the others. `peak_cap` and the volatility settings are described where they are declared."""
 
-    base: Literal["quantile", "median", "last"] = "quantile"
+    base: Literal["quantile", "median", "last", "hpa"] = "quantile"
     # how its scores are counted (None: the calibration's `mode`); "additive" counts them in units of the offset
     mode: Literal["ratio", "spread", "additive"] | None = None
     offset_share: float | None = None
@@ -173,8 +183,8 @@ class Scoring:
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
     def __post_init__(self) -> None:
-        if self.base not in ("quantile", "median", "last"):
-            raise ValueError(f"scoring base must be quantile, median or last, not {self.base!r}")
+        if self.base not in ("quantile", "median", "last", "hpa"):
+            raise ValueError(f"scoring base must be quantile, median, last or hpa, not {self.base!r}")
         if self.offset_share is not None and self.offset_share < 0:
             raise ValueError("offset_share must not be negative")
         if self.peak_cap is not None and self.peak_cap < 0:
@@ -187,10 +197,11 @@ class Scoring:
             raise ValueError("hold must be at least 1 sample")
 
 
-#: The reactive HPA as a calibrated candidate: the HPA formula applied to the highest usage of the last 5 samples
-#: (its 300 s scale-down stabilization at one-minute steps), at the target utilization the calibration chooses so
-#: that its realized saturation holds the risk (the ratio headroom is 1 / target); `hysteresis` is its tolerance.
-HPA_SCORING = Scoring(base="last", hold=5, mode="ratio", name="hpa")
+#: The reactive HPA as a candidate: the HPA itself (its formula, tolerance, 300 s scale-down stabilization and
+#: scale-up limit) run in shadow at 45 fixed targets from 10% to 100% of what a pod may use, acting at the highest
+#: target whose pods held the risk over the workload's history (a week's memory; `aihpa.scaling.hpa_grid`). Over a
+#: long history that is the HPA at the best fixed target in hindsight.
+HPA_SCORING = Scoring(base="hpa", name="hpa")
 
 #: The scorings aihpa calibrates side by side by default: the reactive HPA (`HPA_SCORING`, used first, so that a
 #: workload whose forecast adds nothing gets the HPA at a calibrated target), the model's quantile forecast scored
@@ -291,6 +302,11 @@ class PredictiveState:
     levels_position: int = 0
     # the most recent usage samples, oldest first (for the rising and volatile contexts and volatility-weighted scores)
     trail: tuple[float, ...] = ()
+    # the HPA candidate's shadows (a scoring with base "hpa")
+    grid: HpaGridState = field(default_factory=HpaGridState)
+    # per scoring, the count it would hold if it were in use (`_shadows`), and a moving average of how often it changed
+    held: tuple[float, ...] = ()
+    change_rates: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -330,6 +346,9 @@ class PredictivePolicy:
     # move slowly enough not to flap, and a margin kept the bursty Bitbrains trace on the costlier scoring for long)
     select_margin: float = 0.0
     select_slack: float = 1.5
+    # a candidate is used only if its count would change at most this many times as often as the HPA candidate's
+    # (a scoring with base "hpa"; None: no limit). Scale changes cost too: pod churn, cold caches, API writes.
+    select_changes: float | None = 1.5
     # hysteresis, as the HPA's tolerance: a desired count within this share of the current one (either way) keeps
     # the current count. Changes cost too (pod churn, cold caches, API writes); the calibration sees the saturation
     # that holding causes and widens the headroom to pay for it.
@@ -345,6 +364,8 @@ class PredictivePolicy:
     # at the risk times the band (none: the top quantile itself). The band is the model's sense of this workload's
     # uncertainty, so the prior adapts to the workload where a pooled headroom could not.
     band_prior: tuple[float, ...] = ()
+    # the HPA candidate's memory (seconds): how long a step's shortfall counts in choosing its target
+    grid_memory_s: float = 7 * 86400.0
 
     def __post_init__(self) -> None:
         if self.warmup_margin is not None and not (
@@ -367,6 +388,8 @@ class PredictivePolicy:
             raise ValueError("at least one scoring is needed")
         if not 0.0 <= self.hysteresis < 1.0:
             raise ValueError("hysteresis must be in [0, 1)")
+        if not self.grid_memory_s >= self.step_s:
+            raise ValueError("grid_memory_s must be at least one step")
         if self.memory < 1 or self.select_after < 1 or self.select_slack <= 0 or not 0 <= self.select_margin < 1:
             raise ValueError(
                 "memory and select_after must be at least 1, select_slack positive, select_margin in [0, 1)"
@@ -396,6 +419,23 @@ class PredictivePolicy:
         if self.fallback_utilization is None:
             return self.reactive
         return replace(self.reactive, target_utilization=self.fallback_utilization)
+
+    @cached_property
+    def grid(self) -> HpaGrid | None:
+        """The HPA candidate's shadows, when a scoring has base "hpa": the policy's tolerance and bounds, the stock
+        HPA's scale-down stabilization (300 s) and scale-up limit."""
+        if not any(s.base == "hpa" for s in self.scorings):
+            return None
+        window = DEFAULT_SCALE_DOWN.stabilization_window_seconds
+        return HpaGrid(
+            per_pod=self._per_pod(),
+            tolerance=self.tolerance,
+            stabilization=max(1, math.ceil(window / self.step_s - 1e-9)),
+            min_replicas=self.behavior.min_replicas,
+            max_replicas=self.behavior.max_replicas,
+            memory=max(1.0, self.grid_memory_s / self.step_s),
+            lead_steps=self.lead_steps,
+        )
 
     @cached_property
     def _scoring_calibrations(self) -> dict[int, Calibration]:
@@ -476,6 +516,13 @@ class PredictivePolicy:
             trail = (*trail, obs.usage)[-self._trail_length :]
         if any(len(p.peaks) != len(self.scorings) for p in pending):  # made under other scorings: start afresh
             pending = ()
+        grid, grid_state = self.grid, state.grid
+        if grid is not None:
+            demand = obs.usage * self.calibration.censored_bump if obs.saturated else obs.usage
+            grid_state = grid.step(
+                grid_state, usage=obs.usage, used=demand, current=obs.current_replicas,
+                capacity_per_pod=obs.capacity_per_pod,
+            )
         if len(pending) >= self.lead_steps and len(recent) == self.lead_steps:
             # the pods that served the step just observed: with pods ready a step after they are asked for and an
             # immediate scale-down, the fewest that the last lead_steps decisions asked for
@@ -486,7 +533,8 @@ class PredictivePolicy:
             outcome, pending = pending[0], pending[1:]
             realized = max(u for u, _ in recent)
             censored = any(s for _, s in recent)
-            capacities = tuple(peak.capacity for peak in outcome.peaks)
+            # what each asked for, in pods (whole pods, the reactive floor included: what it would have cost)
+            asked = tuple(peak.pods * self._per_pod() for peak in outcome.peaks)
             # the scoring in use is corrected by the realized saturation; the others by whether the pods they would
             # have had would have saturated on this step too (a saturated observation hides the demand above it: it
             # counts as censored_bump times what was seen), so all are held to the same measure of the risk. Pods
@@ -503,9 +551,11 @@ class PredictivePolicy:
                 else used > pods * per_pod * (1 + 1e-9)
                 for i, pods in enumerate(served)
             )
-            state = self._compare(state, capacities, shortfalls)
+            state = self._compare(state, asked, shortfalls)
             calibrations = tuple(
-                self._calibration(scoring, peak.offset).update(
+                cal
+                if scoring.base == "hpa"  # the HPA candidate's shadows keep their own counts
+                else self._calibration(scoring, peak.offset).update(
                     cal,
                     realized=realized,
                     forecast=peak.base,
@@ -528,6 +578,7 @@ class PredictivePolicy:
             levels=levels,
             levels_position=levels_position,
             trail=trail,
+            grid=grid_state,
         )
 
     @staticmethod
@@ -573,16 +624,25 @@ class PredictivePolicy:
         frame = self._frame(obs, state)
         reactive = self.reactive.recommend(obs)
         lead = self._lead(obs, forecast)
+        own_tolerance = False
         if isinstance(lead, str):
             fallback = reactive if self.fallback_utilization is None else self.fallback.recommend(obs)
             proposal = self._fallback(fallback, why_not=lead)
             outcome = self._unscored(obs, frame)
         else:
             candidates = self._candidates(obs, state, frame, lead, quantiles)
-            outcome = self._pending(obs, frame, candidates, reactive=reactive[0])
+            held, state = self._shadows(obs, state, candidates, reactive=reactive[0])
+            outcome = self._pending(obs, frame, candidates, held)
             proposal = self._predictive(obs, state, candidates, reactive)
+            # the HPA candidate's count has the HPA's own tolerance already
+            own_tolerance = (
+                proposal.kind == DecisionKind.FORECAST
+                and self.scorings[state.choice].base == "hpa"
+                and candidates.capacities[state.choice] is not None
+            )
         state = evolve(state, pending=(*state.pending, outcome))
-        proposal = self._hold_within_tolerance(obs, proposal)
+        if not own_tolerance:
+            proposal = self._hold_within_tolerance(obs, proposal)
         decision, bstate = _normalize(
             obs, desired=proposal.desired, reason=proposal.reason, kind=proposal.kind, behavior=self.behavior,
             state=state.behavior,
@@ -638,15 +698,18 @@ class PredictivePolicy:
             median
             if s.base == "quantile" and self._mode(s) == "spread"
             else self._held(state, last, s.hold)
-            if s.base == "last"
+            if s.base in ("last", "hpa")
             else quantile_peak
             if s.base == "quantile"
             else median
             for s in self.scorings
         )
         spread = max(0.0, top - median)
+        hpa = self._grid_capacity(state)
         capacities = tuple(
-            self._capped(
+            hpa
+            if scoring.base == "hpa"
+            else self._capped(
                 scoring,
                 config.provision(cal, peak=base, spread=spread, after_saturation=obs.saturated, context=context),
                 frame.recent_peak,
@@ -657,12 +720,67 @@ class PredictivePolicy:
         )
         return _Candidates(top=top, quantile_peak=quantile_peak, bases=bases, capacities=capacities, spread=spread)
 
-    def _pending(self, obs: Observation, frame: _Frame, candidates: _Candidates, *, reactive: int) -> PendingOutcome:
-        """What each scoring asked for on this step, to be scored once its outcome is known."""
+    def _grid_capacity(self, state: PredictiveState) -> float | None:
+        """The HPA candidate's capacity: the pods of the shadow at the highest target that held the risk (None while
+        none has, or without an "hpa" scoring)."""
+        grid = self.grid
+        if grid is None:
+            return None
+        index = grid.leader(state.grid, self.risk)
+        return None if index is None else grid.pods(state.grid, index) * self._per_pod()
+
+    @cached_property
+    def _hysteresis_band(self) -> Tolerance:
+        return Tolerance.of(self.hysteresis)
+
+    def _shadows(
+        self, obs: Observation, state: PredictiveState, candidates: _Candidates, *, reactive: int
+    ) -> tuple[tuple[float, ...], PredictiveState]:
+        """The count each scoring would keep if it were in use: the pods it asks for (with the reactive floor), held
+        within the hysteresis of its own previous count as the policy holds the real one (the HPA candidate has its
+        own tolerance); NaN while it has no capacity. The state remembers them and how often each changed, so that
+        the candidates are compared on what they would cost and how often they would scale, hysteresis included."""
+        n = len(self.scorings)
+        previous = state.held if len(state.held) == n else (math.nan,) * n
+        used = obs.usage * self.calibration.censored_bump if obs.saturated else obs.usage
+        per_pod = self._per_pod()
+        held: list[float] = []
+        for scoring, capacity, before in zip(self.scorings, candidates.capacities, previous, strict=True):
+            if capacity is None:
+                held.append(math.nan)
+                continue
+            want = self._pods(capacity, reactive)
+            if (
+                scoring.base != "hpa"
+                and self.hysteresis > 0
+                and before > 0  # False for NaN
+                and (want < before or not used > before * per_pod * (1 + 1e-9))
+                and self._hysteresis_band.is_within(want / before)
+            ):
+                want = int(before)
+            held.append(float(want))
+        out = tuple(held)
+        changes = tuple(1.0 if now != before else 0.0 for now, before in zip(out, previous, strict=True))
+        if all(math.isfinite(x) for x in (*out, *previous)):
+            keep = 1.0 - 1.0 / self.memory
+            if len(state.change_rates) == n:
+                rates = tuple(keep * r + (1.0 - keep) * c for r, c in zip(state.change_rates, changes, strict=True))
+            else:
+                rates = changes
+            state = evolve(state, held=out, change_rates=rates)
+        else:
+            state = evolve(state, held=out)
+        return out, state
+
+    def _pending(
+        self, obs: Observation, frame: _Frame, candidates: _Candidates, held: tuple[float, ...]
+    ) -> PendingOutcome:
+        """What each scoring asked for on this step (its count held as it would have been), to be scored once its
+        outcome is known."""
         peaks = tuple(
             ScoredPeak(max(b, 0.0), o, math.nan, math.nan) if c is None
-            else ScoredPeak(max(b, 0.0), o, c, float(self._pods(c, reactive)))
-            for b, o, c in zip(candidates.bases, frame.offsets, candidates.capacities, strict=True)
+            else ScoredPeak(max(b, 0.0), o, c, pods)
+            for b, o, c, pods in zip(candidates.bases, frame.offsets, candidates.capacities, held, strict=True)
         )
         return PendingOutcome(
             peaks=peaks, spread=candidates.spread, after_saturation=obs.saturated, contexts=frame.contexts,
@@ -696,7 +814,7 @@ class PredictivePolicy:
             peak, peak_base = self._band_capacity(candidates), candidates.quantile_peak
             headroom_text = (
                 f"{'band prior' if self.band_prior else 'top quantile'} while calibrating "
-                f"({len(state.calibrations[chosen].log_ratios)} scores)"
+                f"({self._progress_text(scoring, state, chosen)})"
             )
         else:
             peak, peak_base = capacity, candidates.bases[chosen]
@@ -706,14 +824,13 @@ class PredictivePolicy:
             if obs.saturated:
                 headroom_text += ", after a saturated step"
         predicted = self._pods(peak, 0)
-        config = self._calibration(scoring, self.calibration.offset)
-        if self.warmup_margin is not None and not config.calibrated(state.calibrations[chosen]):
+        if self.warmup_margin is not None and not self._calibrated(scoring, state, chosen, capacity):
             fallback = self.fallback.recommend(obs)[0]
             bound = max(math.ceil(fallback * (1.0 + self.warmup_margin) - 1e-9), fallback + 1)
             if predicted > bound:
                 headroom_text += (
                     f"; {predicted} pods capped at {bound} while calibrating "
-                    f"({len(state.calibrations[chosen].log_ratios)} of {config.context_min_samples} scores: "
+                    f"({self._progress_text(scoring, state, chosen)}: "
                     f"the fallback's {fallback} + {self.warmup_margin:.0%})"
                 )
                 predicted = bound
@@ -723,7 +840,16 @@ class PredictivePolicy:
                 floor, f"{floor_reason}, above the forecast's {predicted} pods (reactive floor)",
                 DecisionKind.REACTIVE_FLOOR,
             )
-        if scoring.base == "last" and scoring.mode != "additive" and capacity is not None:
+        grid = self.grid
+        if scoring.base == "hpa" and capacity is not None and grid is not None:
+            index = grid.leader(state.grid, self.risk)
+            assert index is not None  # a capacity means a target held the risk
+            reason = (
+                f"hpa: the HPA at a target of {grid.targets[index]:.0%} of what a pod may use needs {predicted} pods "
+                f"of {self._per_pod():.3g} cores (the highest of {len(grid.targets)} targets whose pods held the risk "
+                f"{self.risk:.2%} on this workload's history: {grid.shortfall_rate(state.grid, index):.2%} short)"
+            )
+        elif scoring.base == "last" and scoring.mode != "additive" and capacity is not None:
             target = peak_base / peak if peak > 0 else 1.0
             reason = (
                 f"{scoring.label}: peak usage of the last {scoring.hold} sample(s) {peak_base:.2f} cores at "
@@ -736,6 +862,21 @@ class PredictivePolicy:
                 f"headroom ({headroom_text}), needs {predicted} pods of {self._per_pod():.3g} cores"
             )
         return _Proposal(predicted, reason + self._selection_text(state), DecisionKind.FORECAST)
+
+    def _calibrated(self, scoring: Scoring, state: PredictiveState, index: int, capacity: float | None) -> bool:
+        """Whether the scoring at `index` has outcomes enough of its own (the HPA candidate: a target that held the
+        risk; the others: a finite conformal quantile at the risk)."""
+        if scoring.base == "hpa":
+            return capacity is not None
+        config = self._calibration(scoring, self.calibration.offset)
+        return config.calibrated(state.calibrations[index])
+
+    def _progress_text(self, scoring: Scoring, state: PredictiveState, index: int) -> str:
+        if scoring.base == "hpa":
+            steps = state.grid.outcomes
+            return f"no HPA target has held the risk yet, {steps:.0f} steps scored"
+        config = self._calibration(scoring, self.calibration.offset)
+        return f"{len(state.calibrations[index].log_ratios)} of {config.context_min_samples} scores"
 
     def _band_capacity(self, candidates: _Candidates) -> float:
         """The top quantile's peak, or with a band prior the median's peak plus the prior's conformal quantile at the
@@ -776,14 +917,26 @@ class PredictivePolicy:
             return ""
         if len(state.costs) != n or state.compared < self.select_after:
             return f"; {self.scorings[state.choice].label} until the {n} candidates are compared"
+        changes = state.change_rates if len(state.change_rates) == n else (math.nan,) * n
         figures = ", ".join(
             f"{s.label} {cost:.2f} cores {rate:.1%} short"
-            for s, cost, rate in zip(self.scorings, state.costs, state.shortfall_rates, strict=True)
+            + (f" {change:.1%} changed" if math.isfinite(change) else "")
+            for s, cost, rate, change in zip(
+                self.scorings, state.costs, state.shortfall_rates, changes, strict=True
+            )
         )
-        return (
-            f"; {self.scorings[state.choice].label} is the cheapest candidate within {self.select_slack:g}x "
-            f"the risk ({figures})"
-        )
+        limits = f"within {self.select_slack:g}x the risk"
+        if self.select_changes is not None and any(s.base == "hpa" for s in self.scorings):
+            limits += f" changing at most {self.select_changes:g}x as often as hpa"
+        return f"; {self.scorings[state.choice].label} is the cheapest candidate {limits} ({figures})"
+
+    def _calm(self, state: PredictiveState, index: int) -> bool:
+        """Whether the scoring at `index` changes its count at most `select_changes` times as often as the HPA
+        candidate would (always, without an HPA candidate or a limit, or before the rates are known)."""
+        reference = next((i for i, s in enumerate(self.scorings) if s.base == "hpa"), None)
+        if self.select_changes is None or reference is None or len(state.change_rates) != len(self.scorings):
+            return True
+        return state.change_rates[index] <= self.select_changes * state.change_rates[reference] + 1e-12
 
     def _compare(
         self, state: PredictiveState, capacities: tuple[float, ...], shortfalls: tuple[bool | None, ...]
@@ -803,7 +956,8 @@ class PredictivePolicy:
         n = len(capacities)
         choice = state.choice
         if state.compared + 1 >= self.select_after:
-            eligible = [i for i in range(n) if rates[i] <= self.select_slack * self.risk] or [choice]
+            eligible = [i for i in range(n) if rates[i] <= self.select_slack * self.risk and self._calm(state, i)]
+            eligible = eligible or [choice]
             best = min(eligible, key=lambda i: costs[i])
             if costs[best] < (1.0 - self.select_margin) * costs[choice] or choice not in eligible:
                 choice = best
