@@ -46,7 +46,8 @@ def test_a_pod_may_use_its_limit_and_no_target_is_stacked_on_the_calibrated_head
     policy = policy_for(_workload(obj, settings), settings=settings, min_history=1)
     # sized against 2 cores a pod (4x the request), never against 70% of the request
     assert policy.target_utilization == pytest.approx(4.0) and policy.request_per_pod == pytest.approx(0.5)
-    assert policy.calibration.risk == 0.01 and policy.hysteresis == policy.tolerance == 0.1
+    # the HPA's tolerance for the HPA candidate, twice it for the forecast candidates
+    assert policy.calibration.risk == 0.01 and policy.tolerance == 0.1 and policy.hysteresis == pytest.approx(0.2)
     # no limit: a pod may use its request
     bare = deployment_manifest("bare", cpu_request="500m", cpu_limit=None)
     unlimited = policy_for(_workload(bare, settings), settings=settings, min_history=1)
@@ -63,7 +64,8 @@ def test_the_annotations_reach_the_policy() -> None:
         "aihpa/tolerance": "0.2", "aihpa/target-utilization": "0.5", "aihpa/scale-down-stabilization": "60",
     })
     policy = policy_for(_workload(obj, settings), settings=settings, min_history=1)
-    assert policy.risk == 0.05 and policy.hysteresis == 0.2 and policy.fallback_utilization == 0.5
+    assert policy.risk == 0.05 and policy.fallback_utilization == 0.5
+    assert policy.tolerance == 0.2 and policy.hysteresis == pytest.approx(0.4)
     assert (policy.behavior.min_replicas, policy.behavior.max_replicas) == (3, 9)
     assert policy.behavior.scale_down.stabilization_window_seconds == 60
     # without the annotation, the operator's default risk; the controller's former `risk` setting sets that default

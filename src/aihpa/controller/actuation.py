@@ -200,7 +200,8 @@ class Actuator:
             "per_pod": round(w.pod.may_use, 4),
             "forecast": forecast,
             "reason": decision.reason,
-            # the candidate the predictive policy acts on (the calibrated HPA, the model's forecast, the last usage)
+            # the candidate the predictive policy acts on (the HPA at its learned target, the model's forecast, the
+            # last usage)
             "candidate": candidate,
             "mode": mode,
             "model": forecaster.version,

@@ -42,7 +42,7 @@ from aihpa.scaling.behavior import (
 from aihpa.scaling.calibration import Calibration, CalibrationState, Context, ring_push
 from aihpa.scaling.decision import Decision, DecisionKind
 from aihpa.scaling.evolve import evolve
-from aihpa.scaling.hpa import DEFAULT_TOLERANCE, hpa_replicas
+from aihpa.scaling.hpa import DEFAULT_TOLERANCE, Tolerance, hpa_replicas
 from aihpa.scaling.hpa_grid import HpaGrid, HpaGridState
 from aihpa.step import DEFAULT_STEP_S
 
@@ -167,8 +167,7 @@ class Scoring:
     volatility_floor: float = 0.2
     volatility_window: int = 30
     # base "last": the highest usage of the last `hold` samples (5 at one-minute steps is the HPA's own 300 s
-    # scale-down stabilization: the HPA formula applied to this peak, at a target the calibration chooses, is the
-    # reactive HPA as a calibrated candidate)
+    # scale-down stabilization: the HPA formula applied to this peak at a target the calibration chooses)
     hold: int = 1
     # what the Decision's reason and the status call this scoring (empty: its base)
     name: str = ""
@@ -203,11 +202,11 @@ class Scoring:
 #: long history that is the HPA at the best fixed target in hindsight.
 HPA_SCORING = Scoring(base="hpa", name="hpa")
 
-#: The scorings aihpa calibrates side by side by default: the reactive HPA (`HPA_SCORING`, used first, so that a
-#: workload whose forecast adds nothing gets the HPA at a calibrated target), the model's quantile forecast scored
-#: as a ratio (errors that grow with the level), and the last observed usage scored additively (a three-day window,
-#: scores in units of one pod's request weighted by the recent volatility, capacity at most 5% above the recent
-#: peak), for workloads that move in unpredictable steps of a few cores that no model sees coming.
+#: The scorings aihpa compares side by side by default: the reactive HPA (`HPA_SCORING`, used first, so that a
+#: workload whose forecast adds nothing gets the HPA at the target that held the risk), the model's quantile
+#: forecast scored as a ratio (errors that grow with the level), and the last observed usage scored additively (a
+#: three-day window, scores in units of one pod's request weighted by the recent volatility, capacity at most 5%
+#: above the recent peak), for workloads that move in unpredictable steps of a few cores that no model sees coming.
 DEFAULT_SCORINGS: tuple[Scoring, ...] = (
     HPA_SCORING,
     Scoring(name="forecast"),
@@ -307,8 +306,6 @@ class PredictiveState:
     # per scoring, the count it would hold if it were in use (`_shadows`), and a moving average of how often it changed
     held: tuple[float, ...] = ()
     change_rates: tuple[float, ...] = ()
-    # per scoring, the hysteresis its count is held with (`PredictivePolicy.change_goal`)
-    hysteresis_levels: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -351,18 +348,11 @@ class PredictivePolicy:
     # a candidate is used only if its count would change at most this many times as often as the HPA candidate's
     # (a scoring with base "hpa"; None: no limit). Scale changes cost too: pod churn, cold caches, API writes.
     select_changes: float | None = 1.5
-    # each scoring but the HPA candidate holds its count with its own hysteresis, from `hysteresis` up to
-    # `hysteresis_max`: it rises by `hysteresis_step` a step while the count would change more than `change_goal` times
-    # as often as the HPA candidate's, and falls while it would change less than 0.8 of that (None: `hysteresis` for
-    # all). So a forecast that moves a little every step is held until it scales about as often as the HPA, and one
-    # that moves only when it must keeps the HPA's own tolerance.
-    change_goal: float | None = 1.2
-    hysteresis_max: float = 0.4
-    hysteresis_step: float = 0.001
-    # hysteresis, as the HPA's tolerance: a desired count within this share of the current one (either way) keeps
-    # the current count. Changes cost too (pod churn, cold caches, API writes); the calibration sees the saturation
-    # that holding causes and widens the headroom to pay for it.
-    hysteresis: float = DEFAULT_TOLERANCE
+    # hysteresis of the forecast candidates, a tolerance band like the HPA's: a desired count within this share of the
+    # current one (either way) keeps the current count (the HPA candidate keeps the HPA's own `tolerance`). Changes
+    # cost too (pod churn, cold caches, API writes); the calibration sees the saturation that holding causes and
+    # widens the headroom to pay for it. Twice the HPA's tolerance by default (`HYSTERESIS_PER_TOLERANCE`).
+    hysteresis: float = 2 * DEFAULT_TOLERANCE
     # while the scoring in use has fewer scores of its own than a finite conformal quantile at the risk needs (its
     # prior, or the forecaster's top quantile, standing in), the count is at most the fallback HPA's (at
     # `fallback_utilization`) plus this share of it, at least one pod more (None: no bound). A prior learned on other
@@ -398,10 +388,6 @@ class PredictivePolicy:
             raise ValueError("at least one scoring is needed")
         if not 0.0 <= self.hysteresis < 1.0:
             raise ValueError("hysteresis must be in [0, 1)")
-        if not self.hysteresis <= self.hysteresis_max < 1.0 or not self.hysteresis_step >= 0.0:
-            raise ValueError("hysteresis_max must be in [hysteresis, 1) and hysteresis_step not negative")
-        if self.change_goal is not None and not self.change_goal > 0:
-            raise ValueError("change_goal must be positive or None")
         if not self.grid_memory_s >= self.step_s:
             raise ValueError("grid_memory_s must be at least one step")
         if self.memory < 1 or self.select_after < 1 or self.select_slack <= 0 or not 0 <= self.select_margin < 1:
@@ -656,8 +642,7 @@ class PredictivePolicy:
             )
         state = evolve(state, pending=(*state.pending, outcome))
         if not own_tolerance:
-            level = self._levels(state)[state.choice] if proposal.kind == DecisionKind.FORECAST else self.hysteresis
-            proposal = self._hold_within_tolerance(obs, proposal, level)
+            proposal = self._hold_within_tolerance(obs, proposal)
         decision, bstate = _normalize(
             obs, desired=proposal.desired, reason=proposal.reason, kind=proposal.kind, behavior=self.behavior,
             state=state.behavior,
@@ -744,31 +729,9 @@ class PredictivePolicy:
         index = grid.leader(state.grid, self.risk)
         return None if index is None else grid.pods(state.grid, index) * self._per_pod()
 
-    def _levels(self, state: PredictiveState) -> tuple[float, ...]:
-        """Each scoring's hysteresis now (`change_goal`)."""
-        n = len(self.scorings)
-        return state.hysteresis_levels if len(state.hysteresis_levels) == n else (self.hysteresis,) * n
-
-    def _adapt(self, levels: tuple[float, ...], rates: tuple[float, ...]) -> tuple[float, ...]:
-        """Each scoring's hysteresis one step on: up while its count would change more than `change_goal` times as
-        often as the HPA candidate's, down while less than 0.8 of that."""
-        reference = self._hpa_index
-        if self.change_goal is None or reference is None or self.hysteresis_step == 0:
-            return levels
-        limit = self.change_goal * max(rates[reference], 1.0 / self.memory)
-        out = []
-        for i, (level, rate) in enumerate(zip(levels, rates, strict=True)):
-            if i != reference:
-                if rate > limit:
-                    level = min(self.hysteresis_max, level + self.hysteresis_step)
-                elif rate < 0.8 * limit:
-                    level = max(self.hysteresis, level - self.hysteresis_step)
-            out.append(level)
-        return tuple(out)
-
     @cached_property
-    def _hpa_index(self) -> int | None:
-        return next((i for i, s in enumerate(self.scorings) if s.base == "hpa"), None)
+    def _hysteresis_band(self) -> Tolerance:
+        return Tolerance.of(self.hysteresis)
 
     def _shadows(
         self, obs: Observation, state: PredictiveState, candidates: _Candidates, *, reactive: int
@@ -779,23 +742,20 @@ class PredictivePolicy:
         the candidates are compared on what they would cost and how often they would scale, hysteresis included."""
         n = len(self.scorings)
         previous = state.held if len(state.held) == n else (math.nan,) * n
-        levels = self._levels(state)
         used = obs.usage * self.calibration.censored_bump if obs.saturated else obs.usage
         per_pod = self._per_pod()
         held: list[float] = []
-        for scoring, capacity, before, level in zip(
-            self.scorings, candidates.capacities, previous, levels, strict=True
-        ):
+        for scoring, capacity, before in zip(self.scorings, candidates.capacities, previous, strict=True):
             if capacity is None:
                 held.append(math.nan)
                 continue
             want = self._pods(capacity, reactive)
             if (
                 scoring.base != "hpa"
-                and level > 0
+                and self.hysteresis > 0
                 and before > 0  # False for NaN
                 and (want < before or not used > before * per_pod * (1 + 1e-9))
-                and 1.0 - level <= want / before <= 1.0 + level
+                and self._hysteresis_band.is_within(want / before)
             ):
                 want = int(before)
             held.append(float(want))
@@ -807,7 +767,7 @@ class PredictivePolicy:
                 rates = tuple(keep * r + (1.0 - keep) * c for r, c in zip(state.change_rates, changes, strict=True))
             else:
                 rates = changes
-            state = evolve(state, held=out, change_rates=rates, hysteresis_levels=self._adapt(levels, rates))
+            state = evolve(state, held=out, change_rates=rates)
         else:
             state = evolve(state, held=out)
         return out, state
@@ -935,13 +895,13 @@ class PredictivePolicy:
         config = Calibration(risk=self.risk, mode="spread", prior=self.band_prior, min_samples=1)
         return config.quantile(CalibrationState()), config.min_spread
 
-    def _hold_within_tolerance(self, obs: Observation, proposal: _Proposal, level: float) -> _Proposal:
-        """A tolerance band (the hysteresis `level`) over desired / current keeps the current count; a saturated step
-        is never held up (its demand is already cut off)."""
+    def _hold_within_tolerance(self, obs: Observation, proposal: _Proposal) -> _Proposal:
+        """The HPA's tolerance band over desired / current keeps the current count; a saturated step is never held
+        up (its demand is already cut off)."""
         desired, current = proposal.desired, obs.current_replicas
         may_hold = desired < current or not obs.saturated
-        if level > 0 and current > 0 and may_hold and 1.0 - level <= desired / current <= 1.0 + level:
-            reason = f"{proposal.reason}; {desired} is within {level:.0%} of the current {current}: kept"
+        if self.hysteresis > 0 and current > 0 and may_hold and self._hysteresis_band.is_within(desired / current):
+            reason = f"{proposal.reason}; {desired} is within {self.hysteresis:.0%} of the current {current}: kept"
             return proposal._replace(desired=current, reason=reason)
         return proposal
 
@@ -968,7 +928,7 @@ class PredictivePolicy:
     def _calm(self, state: PredictiveState, index: int) -> bool:
         """Whether the scoring at `index` changes its count at most `select_changes` times as often as the HPA
         candidate would (always, without an HPA candidate or a limit, or before the rates are known)."""
-        reference = self._hpa_index
+        reference = next((i for i, s in enumerate(self.scorings) if s.base == "hpa"), None)
         if self.select_changes is None or reference is None or len(state.change_rates) != len(self.scorings):
             return True
         return state.change_rates[index] <= self.select_changes * state.change_rates[reference] + 1e-12
