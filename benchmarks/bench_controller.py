@@ -7,7 +7,8 @@ which is the per-shard load of a 1-shard run of a quarter the size. Sizes and sh
 (`--sizes 10000,40000 --shards 1,4`: 10,000 on 1 shard, then 40,000 on 4); one size runs on every shard count.
 
 What one run does, and prints:
-- `jax MB`: RSS after importing JAX, loading the shipped model and one warm forecast, before any workload;
+- `runtime MB`: RSS after importing the controller, loading the shipped model and one warm forecast, before any
+  workload (the model serves with NumPy: whether JAX was ever imported is printed beside it);
 - `sync s`: the first list of the Deployments until the cache is synced;
 - `first s`: the first model step (every workload forecast, decided, its first status written, those whose count is
   off scaled) -- a cold start, paced by the client's rate limit (200 writes/s after a burst of 2,000);
@@ -19,7 +20,7 @@ What one run does, and prints:
   so that share, and about only that share, changes replicas (the count is printed);
 - `last scale s`: from the step's start to its last scale write;
 - `between s` / `CPU s` / `writes`: a sync inside the model step (metrics and the reactive safety net only);
-- `RSS MB` (peak), and `per 1k MB`: the RSS the workloads add over the JAX runtime, per 1,000 of them;
+- `RSS MB` (peak), and `per 1k MB`: the RSS the workloads add over the runtime, per 1,000 of them;
 - the time each measured cycle spent in the cyclic garbage collector. The child sets the collector as `aihpa
   controller` does (`aihpa.controller.process`); `--gc default` measures with CPython's own thresholds instead.
 
@@ -107,8 +108,8 @@ async def _child(kubeconfig: str, size: int, shards: int, changing: float,
 
     forecaster = load_default_forecaster()
     per_shard = size // shards
-    forecaster.predict(np.full((per_shard, 1500), 0.3, dtype=np.float32))  # compile for the shard's batch
-    rss_jax = _rss_mb()
+    forecaster.predict(np.full((per_shard, 1500), 0.3, dtype=np.float32))  # one warm forecast of the shard's batch
+    rss_runtime = _rss_mb()
 
     from aihpa.clock import VirtualClock
     from aihpa.controller import Controller, ControllerSettings
@@ -139,7 +140,7 @@ async def _child(kubeconfig: str, size: int, shards: int, changing: float,
         return float(sum(s.value for m in metrics.api_throttle.collect() for s in m.samples if s.name.endswith("_sum")))
 
     api = await api_client(kubeconfig=kubeconfig)
-    out: dict[str, Any] = {"size": size, "shards": shards, "rss_start_mb": rss_start, "rss_jax_mb": rss_jax}
+    out: dict[str, Any] = {"size": size, "shards": shards, "rss_start_mb": rss_start, "rss_runtime_mb": rss_runtime}
     async with api:
         kube = KubeClient(api)  # the product's defaults: 200 writes/s after a burst of 2,000
         setup = KubeClient(api, qps=None)  # the benchmark's own writes (the new floors): not the controller's
@@ -221,6 +222,7 @@ async def _child(kubeconfig: str, size: int, shards: int, changing: float,
             out["step"] = await cycle(step, "step")
             out["between"] = await cycle(settings.sync_period_s, "between")
     out["rss_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["jax_loaded"] = "jax" in sys.modules
     return out
 
 
@@ -309,9 +311,10 @@ def _writes(w: dict[str, int]) -> str:
 
 def _print(r: dict[str, Any]) -> None:
     first, step, between = r["first"], r["step"], r["between"]
-    rss_per_k = (r["rss_steady_mb"] - r["rss_jax_mb"]) / (r["owned"] / 1000)
+    rss_per_k = (r["rss_steady_mb"] - r["rss_runtime_mb"]) / (r["owned"] / 1000)
     print(f"{r['size']:>7} Deployments, {r['shards']} shard(s): this shard holds {r['owned']}")
-    print(f"  memory: start {r['rss_start_mb']:.0f} MB, JAX runtime + model {r['rss_jax_mb']:.0f} MB, with the "
+    print(f"  memory: start {r['rss_start_mb']:.0f} MB, runtime + model {r['rss_runtime_mb']:.0f} MB "
+          f"(JAX {'loaded' if r['jax_loaded'] else 'never loaded'}), with the "
           f"workloads {r['rss_settled_mb']:.0f} MB, with their states aged three days ({r['aged_scores']} scores) "
           f"{r['rss_steady_mb']:.0f} MB, peak {r['rss_peak_mb']:.0f} MB; "
           f"{rss_per_k:.1f} MB per 1,000 aged workloads over the runtime")

@@ -1,9 +1,10 @@
-"""Inference benchmark: batched Bi-LSTM forecasts for 1 to 10,000 workloads in one call.
+"""Inference benchmark: batched Bi-LSTM forecasts for 1 to 10,000 workloads in one call, on both engines.
 
-Prints, in one run: compile time per batch bucket, steady-state latency per batch size (median of repeats, host
-preprocessing included), the model's achieved GFLOP/s (matmul FLOPs counted from the model's shape), and the
-machine's dense float32 matmul GFLOP/s measured now, for scale. Target: 10,000 workloads in <= 250 ms on 2 CPU cores
-with the default model.
+Prints, in one run, for the NumPy engine (what aihpa serves with: no JAX runtime in the controller) and for the
+jitted flax module: compile time per batch bucket (JAX only), steady-state latency per batch size (median of
+repeats, host preprocessing included), the model's achieved GFLOP/s (matmul FLOPs counted from the model's shape),
+and the machine's dense float32 matmul GFLOP/s measured now, for scale. Target: 10,000 workloads in <= 250 ms on 2
+CPU cores with the default model.
 
     .venv/bin/python benchmarks/bench_inference.py [--model DIR] [--repeats N]
 """
@@ -72,21 +73,23 @@ def main() -> None:
     # a day of 60 s history per workload: the context the model reads, with the seasonal part
     history = rng.uniform(0.5, 2.0, size=(10_000, cfg.context)).astype(np.float32)
     end = np.full(10_000, 1.7e9)
-    print(f"{'batch':>7} {'bucket':>7} {'compile s':>10} {'latency ms':>11} {'per workload us':>16} {'GFLOP/s':>8} "
-          f"{'of matmul':>9}")
-    for batch in (1, 100, 1_000, 10_000):
-        before = fc.compilations
-        t_compile = _timed(lambda b=batch: fc.predict(history[:b], end_times=end[:b], step_s=60.0))
-        compiled = fc.compilations > before
-        times = [
-            _timed(lambda b=batch: fc.predict(history[:b], end_times=end[:b], step_s=60.0))
-            for _ in range(args.repeats)
-        ]
-        lat = statistics.median(times)
-        flops = model_flops(fc, bucket_size(batch))
-        gf = flops / lat / 1e9
-        print(f"{batch:>7} {bucket_size(batch):>7} {t_compile if compiled else 0.0:>10.2f} {lat * 1e3:>11.1f} "
-              f"{lat / batch * 1e6:>16.1f} {gf:>8.1f} {gf / peak:>8.0%}")
+    jitted = BiLSTMForecaster(fc.model, version=fc.version, metadata=fc.metadata, engine="jax")
+    print(f"{'engine':>6} {'batch':>7} {'bucket':>7} {'compile s':>10} {'latency ms':>11} {'per workload us':>16} "
+          f"{'GFLOP/s':>8} {'of matmul':>9}")
+    for engine in (fc, jitted):
+        for batch in (1, 100, 1_000, 10_000):
+            before = engine.compilations
+            t_compile = _timed(lambda b=batch, e=engine: e.predict(history[:b], end_times=end[:b], step_s=60.0))
+            compiled = engine.compilations > before
+            times = [
+                _timed(lambda b=batch, e=engine: e.predict(history[:b], end_times=end[:b], step_s=60.0))
+                for _ in range(args.repeats)
+            ]
+            lat = statistics.median(times)
+            rows = bucket_size(batch) if engine.engine == "jax" else batch  # the JAX engine pads to its bucket
+            gf = model_flops(fc, rows) / lat / 1e9
+            print(f"{engine.engine:>6} {batch:>7} {rows:>7} {t_compile if compiled else 0.0:>10.2f} "
+                  f"{lat * 1e3:>11.1f} {lat / batch * 1e6:>16.1f} {gf:>8.1f} {gf / peak:>8.0%}")
     print("target: 10,000 workloads <= 250 ms on 2 CPU cores")
 
 

@@ -25,7 +25,6 @@ from aihpa.forecast.config import TrainConfig
 from aihpa.forecast.evaluate import evaluate
 from aihpa.forecast.forecaster import BiLSTMForecaster
 from aihpa.forecast.input_pipeline import Series
-from aihpa.forecast.train import train
 from aihpa.scaling.prior import PRIOR_KEY
 from aihpa.traces import series_from_values
 
@@ -114,6 +113,8 @@ def challenge(
         train_parts.append(dataclasses.replace(
             s, values=s.values[lo:-h], times=None if s.times is None else s.times[lo:-h]))
     base = holdout_loss(champion, series, holdout_steps=h)
+    from aihpa.forecast.train import train  # JAX: imported only where a challenger is trained
+
     result = train(train_parts, champion.config, settings.train, init_from=champion.model)
     candidate = BiLSTMForecaster(result.model, version="challenger")
     loss = holdout_loss(candidate, series, holdout_steps=h)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -156,11 +158,19 @@ def test_a_model_whose_forecast_is_not_finite_is_refused_at_load(tmp_path: Path,
         BiLSTMForecaster.from_checkpoint(path)
 
 
-def test_loading_runs_one_small_compilation(ckpt: Path) -> None:
-    fc = BiLSTMForecaster.from_checkpoint(ckpt)
-    assert fc.compilations == 1
-    fc.predict(np.ones((1, 40)), step_s=1800.0)  # the same bucket as the load's check: nothing new to compile
-    assert fc.compilations == 1
+def test_loading_and_serving_a_checkpoint_never_imports_jax(ckpt: Path) -> None:
+    # a fresh interpreter: what the controller, the webhook and the demo import, then a checkpoint loaded and used
+    code = (
+        "import sys, numpy as np\n"
+        "import aihpa.controller, aihpa.controller_cli, aihpa.webhook.server, aihpa.demo, aihpa.forecast\n"
+        "from aihpa.forecast.forecaster import BiLSTMForecaster, load_default_forecaster\n"
+        f"fc = BiLSTMForecaster.from_checkpoint({str(ckpt)!r})\n"
+        "out = fc.predict(np.ones((2, 40)), step_s=1800.0)\n"
+        "load_default_forecaster().predict(np.ones((1, 1500)), step_s=60.0)\n"
+        "print(out.shape, sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'flax', 'optax')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "(2, 4, 5) []"
 
 
 def test_a_checkpoint_from_before_the_digest_loads_with_a_warning_and_can_be_sealed(

@@ -1,4 +1,5 @@
-"""Batched inference: bucket padding without recompilation, robust histories, the shipped default model."""
+"""Batched inference: NumPy serving in chunks, JAX bucket padding without recompilation, robust histories, the shipped
+default model."""
 
 from __future__ import annotations
 
@@ -25,30 +26,53 @@ def forecaster(small_cfg: ModelConfig) -> BiLSTMForecaster:
     return BiLSTMForecaster(BiLSTM(small_cfg, rngs=nnx.Rngs(0)), version="test")
 
 
-def test_a_second_batch_size_in_the_same_bucket_does_not_compile_again(forecaster: BiLSTMForecaster) -> None:
+@pytest.fixture
+def jitted(small_cfg: ModelConfig) -> BiLSTMForecaster:
+    return BiLSTMForecaster(BiLSTM(small_cfg, rngs=nnx.Rngs(0)), version="test", engine="jax")
+
+
+def test_a_second_batch_size_in_the_same_bucket_does_not_compile_again(jitted: BiLSTMForecaster) -> None:
     rng = np.random.default_rng(0)
     assert bucket_size(3) == bucket_size(5) == 8
-    first = forecaster.predict(rng.uniform(1, 2, size=(3, 60)), step_s=1800.0)
-    assert forecaster.compilations == 1
-    second = forecaster.predict(rng.uniform(1, 2, size=(5, 60)), step_s=1800.0)
-    assert forecaster.compilations == 1
+    first = jitted.predict(rng.uniform(1, 2, size=(3, 60)), step_s=1800.0)
+    assert jitted.compilations == 1
+    second = jitted.predict(rng.uniform(1, 2, size=(5, 60)), step_s=1800.0)
+    assert jitted.compilations == 1
     assert first.shape == (3, 4, 5) and second.shape == (5, 4, 5)
-    forecaster.predict(rng.uniform(1, 2, size=(9, 60)), step_s=1800.0)  # bucket 32: one more
-    assert forecaster.compilations == 2
+    jitted.predict(rng.uniform(1, 2, size=(9, 60)), step_s=1800.0)  # bucket 32: one more
+    assert jitted.compilations == 2
 
 
 def test_a_batch_larger_than_max_batch_is_forecast_in_chunks_of_at_most_that_size(
-    forecaster: BiLSTMForecaster,
+    jitted: BiLSTMForecaster,
 ) -> None:
     rng = np.random.default_rng(2)
     batch = rng.uniform(1, 2, size=(20, 60))
-    whole = forecaster.predict(batch, step_s=1800.0)  # one call: bucket 32
-    assert forecaster.compilations == 1
-    forecaster.max_batch = 8
-    chunked = forecaster.predict(batch, step_s=1800.0)  # 8 + 8 + 4: every chunk in bucket 8, one more shape
-    assert forecaster.compilations == 2
+    whole = jitted.predict(batch, step_s=1800.0)  # one call: bucket 32
+    assert jitted.compilations == 1
+    jitted.max_batch = 8
+    chunked = jitted.predict(batch, step_s=1800.0)  # 8 + 8 + 4: every chunk in bucket 8, one more shape
+    assert jitted.compilations == 2
     assert chunked.shape == whole.shape == (20, 4, 5)
     np.testing.assert_allclose(chunked, whole, rtol=1e-5)
+
+
+def test_the_numpy_engine_forecasts_as_the_jitted_flax_module_in_chunks_or_whole(
+    forecaster: BiLSTMForecaster, jitted: BiLSTMForecaster
+) -> None:
+    rng = np.random.default_rng(3)
+    batch = rng.uniform(0.5, 3.0, size=(20, 60))
+    whole = forecaster.predict(batch, step_s=1800.0)
+    forecaster.max_batch = 8
+    chunked = forecaster.predict(batch, step_s=1800.0)
+    np.testing.assert_array_equal(chunked, whole)  # rows are independent: chunking changes nothing
+    np.testing.assert_allclose(whole, jitted.predict(batch, step_s=1800.0), rtol=2e-5, atol=1e-6)
+    assert forecaster.compilations == 0  # the NumPy engine never compiles
+
+
+def test_an_unknown_engine_is_refused(small_cfg: ModelConfig) -> None:
+    with pytest.raises(ValueError, match="engine must be"):
+        BiLSTMForecaster(BiLSTM(small_cfg, rngs=nnx.Rngs(0)), version="test", engine="torch")  # type: ignore[arg-type]
 
 
 def test_rows_of_a_batch_are_independent_of_their_neighbours(forecaster: BiLSTMForecaster) -> None:

@@ -90,17 +90,23 @@ class Actuator:
         """Whether carrying `p` out writes nothing (no scale, floor or status write): most workloads, most cycles.
         The cycle settles those at once (`settle`) instead of scheduling an API task for each."""
         w, decision = p.workload, p.decision
-        if p.mode == "hpa-floor":
-            if decision.kind is not DecisionKind.HOLD:
-                return False
-        elif p.mode != "dry-run" and decision.replicas != p.current:
-            return False
-        if not w.status_written:
+        if self._writes_scale(p) or not w.status_written:
             return False
         if decision.kind is DecisionKind.HOLD:
             return True
         key = self._status_key(w, decision, mode=p.mode, candidate=_candidate(p), forecaster=forecaster)
-        return key == w.status_written and now - w.status_time < self.settings.status_every_s
+        return not self._status_due(w, key, now=now)
+
+    @staticmethod
+    def _writes_scale(p: PendingAction) -> bool:
+        """Whether carrying `p` out writes the scale (beside an HPA: its floor): never in dry-run."""
+        if p.mode == "hpa-floor":
+            return p.decision.kind is not DecisionKind.HOLD
+        return p.mode != "dry-run" and p.decision.replicas != p.current
+
+    def _status_due(self, w: Workload, key: str, *, now: float) -> bool:
+        """Whether a status with `key` (`_status_key`) is news, or the one written is `status_every_s` old."""
+        return key != w.status_written or now - w.status_time >= self.settings.status_every_s
 
     @staticmethod
     def settle(p: PendingAction) -> WorkloadDecision:
@@ -113,10 +119,9 @@ class Actuator:
         w, decision, current = p.workload, p.decision, p.current
         first = not w.status_written
         applied = False
-        if p.mode == "hpa-floor":
-            if decision.kind is not DecisionKind.HOLD:
-                applied = await self._set_floor(w, decision)
-        elif p.mode != "dry-run" and decision.replicas != current:
+        if self._writes_scale(p) and p.mode == "hpa-floor":
+            applied = await self._set_floor(w, decision)
+        elif self._writes_scale(p):
             applied = await self._apply(w, decision, current=current)
             if applied and decision.kind is DecisionKind.SAFETY_NET:
                 # the policies record the scale events of their own decisions; this one the rate limits must see too
@@ -180,7 +185,7 @@ class Actuator:
     ) -> None:
         share = w.saturated_share
         key = self._status_key(w, decision, mode=mode, candidate=candidate, forecaster=forecaster)
-        if key == w.status_written and now - w.status_time < self.settings.status_every_s:
+        if not self._status_due(w, key, now=now):
             return
         forecast: dict[str, Any] | None = None
         if w.forecast is not None:

@@ -34,16 +34,18 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jax
 import numpy as np
-from flax import nnx, serialization
 
 from aihpa.errors import UserError
 from aihpa.forecast.config import ModelConfig, TrainConfig
-from aihpa.forecast.model import BiLSTM
+from aihpa.forecast.serving import decode_params, flat_params, param_shapes
+
+if TYPE_CHECKING:
+    from aihpa.forecast.model import BiLSTM
 
 __all__ = [
     "DIGEST",
@@ -77,10 +79,17 @@ class CheckpointError(UserError):
 
 @dataclass(frozen=True)
 class Checkpoint:
-    model: BiLSTM
+    """A verified checkpoint: its parameters as NumPy arrays (`params`, nested as stored), config and metadata. Loading
+    it does not import JAX; `model` builds the flax module on first use (to fine-tune it)."""
+
+    params: dict[str, Any]
     model_cfg: ModelConfig
     metadata: dict[str, Any]
     path: Path
+
+    @cached_property
+    def model(self) -> BiLSTM:
+        return build_model(self.model_cfg, self.params)
 
     @property
     def version(self) -> str:
@@ -93,7 +102,11 @@ class Checkpoint:
         return None if step is None else float(step)
 
 
-def _pure(model: BiLSTM) -> dict[str, Any]:
+def pure_params(model: BiLSTM) -> dict[str, Any]:
+    """The model's parameters as a nested dict of NumPy arrays (what params.msgpack stores)."""
+    import jax
+    from flax import nnx
+
     state = nnx.state(model, nnx.Param)
     pure: dict[str, Any] = jax.tree.map(np.asarray, nnx.to_pure_dict(state))
     return pure
@@ -146,7 +159,9 @@ def save_checkpoint(
     """
     if step_s is not None and not (math.isfinite(step_s) and step_s > 0):
         raise ValueError(f"the model step must be a positive number of seconds, not {step_s!r}")
-    payload = serialization.msgpack_serialize(_pure(model))
+    from flax import serialization
+
+    payload = serialization.msgpack_serialize(pure_params(model))
     params_sha = hashlib.sha256(payload).hexdigest()
     version = f"bilstm-{params_sha[:12]}"
     metadata = {
@@ -247,7 +262,7 @@ def _read_verified(ckpt: Path) -> tuple[dict[str, Any], bytes, bool, ModelConfig
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{ckpt}: bad model_config: {exc}") from exc
     try:
-        restored = serialization.msgpack_restore(payload)
+        restored = decode_params(payload)
     except Exception as exc:  # msgpack raises several unrelated types for damaged data
         raise CheckpointError(f"{ckpt}: cannot decode {PARAMS}: {exc}") from exc
     return metadata, payload, sealed, cfg, restored
@@ -265,14 +280,37 @@ def _check_digest(ckpt: Path, metadata: dict[str, Any], payload: bytes) -> bool:
     return True
 
 
-def _build(ckpt: Path, cfg: ModelConfig, restored: Any) -> BiLSTM:
-    # a concrete model (small: building it is cheap), so every variable, not only the parameters, is real and the
-    # loaded model can be fine-tuned as well as used
+def _check_params(ckpt: Path, cfg: ModelConfig, restored: Any) -> None:
+    """Every parameter the config needs, shaped as it needs, finite; nothing else."""
+    if not isinstance(restored, dict):
+        raise CheckpointError(f"{ckpt}: the parameters are not a mapping")
+    have = flat_params(restored)
+    want = param_shapes(cfg)
+    if set(have) != set(want):
+        raise CheckpointError(
+            f"{ckpt}: parameters do not fit the model config "
+            f"(missing {sorted(set(want) - set(have))}, unexpected {sorted(set(have) - set(want))})"
+        )
+    for where, shape in want.items():
+        got = tuple(np.shape(have[where]))
+        if got != shape:
+            raise CheckpointError(f"{ckpt}: parameter /{where} has shape {got}, the model config needs {shape}")
+        values = np.asarray(have[where])
+        if not np.issubdtype(values.dtype, np.number) or not np.isfinite(values).all():
+            raise CheckpointError(f"{ckpt}: parameter /{where} holds values that are not finite numbers")
+
+
+def build_model(cfg: ModelConfig, params: dict[str, Any]) -> BiLSTM:
+    """The flax module with these (checked) parameters: a concrete model, so every variable, not only the
+    parameters, is real and it can be fine-tuned as well as used. Imports JAX."""
+    from flax import nnx
+
+    from aihpa.forecast.model import BiLSTM
+
     model = BiLSTM(cfg, rngs=nnx.Rngs(0))
     params_state = nnx.state(model, nnx.Param)
     expected = nnx.to_pure_dict(params_state)
-    _check_shapes(ckpt, expected, restored)
-    nnx.replace_by_pure_dict(params_state, _align_keys(expected, restored))
+    nnx.replace_by_pure_dict(params_state, _align_keys(expected, params))
     nnx.update(model, params_state)
     return model
 
@@ -290,8 +328,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             "model_config, then seal it with aihpa.forecast.checkpoint.seal_checkpoint (or train a new model)",
             ckpt, DIGEST, METADATA,
         )
-    model = _build(ckpt, cfg, restored)
-    return Checkpoint(model=model, model_cfg=cfg, metadata=metadata, path=ckpt)
+    _check_params(ckpt, cfg, restored)
+    return Checkpoint(params=restored, model_cfg=cfg, metadata=metadata, path=ckpt)
 
 
 def seal_checkpoint(path: str | Path) -> Path:
@@ -305,7 +343,7 @@ def seal_checkpoint(path: str | Path) -> Path:
     metadata, payload, sealed, cfg, restored = _read_verified(ckpt)
     if sealed:
         return ckpt
-    _build(ckpt, cfg, restored)
+    _check_params(ckpt, cfg, restored)
     metadata[DIGEST] = checkpoint_digest(payload, metadata)
     tmp = ckpt / f".{METADATA}.tmp"
     tmp.write_text(_metadata_text(metadata))
@@ -319,27 +357,3 @@ def _align_keys(expected: Any, restored: Any) -> Any:
         return restored
     by_text = {str(k): k for k in expected}
     return {by_text.get(str(k), k): _align_keys(expected.get(by_text.get(str(k), k)), v) for k, v in restored.items()}
-
-
-def _check_shapes(ckpt: Path, expected: Any, restored: Any, where: str = "") -> None:
-    if isinstance(expected, dict):
-        if not isinstance(restored, dict):
-            raise CheckpointError(f"{ckpt}: parameter {where or '/'} is not a mapping")
-        want = {str(k) for k in expected}
-        have = {str(k) for k in restored}
-        if want != have:
-            raise CheckpointError(
-                f"{ckpt}: parameters at {where or '/'} do not fit the model config "
-                f"(missing {sorted(want - have)}, unexpected {sorted(have - want)})"
-            )
-        rmap = {str(k): v for k, v in restored.items()}
-        for k, v in expected.items():
-            _check_shapes(ckpt, v, rmap[str(k)], f"{where}/{k}")
-        return
-    shape = tuple(getattr(expected, "shape", ()))
-    got = tuple(np.shape(restored))
-    if shape != got:
-        raise CheckpointError(f"{ckpt}: parameter {where} has shape {got}, the model config needs {shape}")
-    values = np.asarray(restored)
-    if not np.issubdtype(values.dtype, np.number) or not np.isfinite(values).all():
-        raise CheckpointError(f"{ckpt}: parameter {where} holds values that are not finite numbers")

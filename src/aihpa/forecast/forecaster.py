@@ -9,19 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import numpy.typing as npt
-from flax import nnx
 
 from aihpa.forecast.checkpoint import STEP
 from aihpa.forecast.config import ModelConfig
 from aihpa.forecast.input_pipeline import fill_nonfinite, inference_inputs
-from aihpa.forecast.model import BiLSTM
+from aihpa.forecast.serving import NumpyBiLSTM, flat_params
 from aihpa.step import DEFAULT_STEP_S
+
+if TYPE_CHECKING:
+    from aihpa.forecast.model import BiLSTM
 
 __all__ = [
     "BATCH_BUCKETS",
@@ -207,37 +207,71 @@ def bucket_size(batch: int) -> int:
 
 
 class BiLSTMForecaster:
-    """The Bi-LSTM behind the `Forecaster` protocol: one jitted call per batch, padded to a bucket size.
+    """The Bi-LSTM behind the `Forecaster` protocol: one call per batch.
 
-    Build it from a checkpoint (`from_checkpoint`, `load_default_forecaster`) or a trained model. `compilations`
-    counts traces of the jitted function, so callers and tests can see that shapes stay few.
+    Build it from a checkpoint (`from_checkpoint`, `load_default_forecaster`) or from a trained flax module. It serves
+    with `engine`:
+
+    - "numpy" (the default): the model's forward pass in NumPy (`aihpa.forecast.serving.NumpyBiLSTM`), in chunks of
+      `max_batch` rows. A forecaster loaded from a checkpoint then never imports JAX: the controller, the webhook and
+      the demo run without the XLA runtime (~350 MB of memory).
+    - "jax": the flax module, jitted, batches padded to a few bucket sizes (`bucket_size`) so that shapes (and
+      compilations) stay few; `compilations` counts traces of the jitted function. Faster on large batches
+      (`benchmarks/bench_inference.py` prints both); the two agree to float32 rounding.
     """
 
-    def __init__(self, model: BiLSTM, *, version: str, metadata: dict[str, Any] | None = None) -> None:
-        self._model = model
-        self._cfg: ModelConfig = model.cfg
+    def __init__(
+        self,
+        model: BiLSTM | NumpyBiLSTM,
+        *,
+        version: str,
+        metadata: dict[str, Any] | None = None,
+        engine: Literal["numpy", "jax"] = "numpy",
+    ) -> None:
+        if engine not in ("numpy", "jax"):
+            raise ValueError(f"engine must be 'numpy' or 'jax', not {engine!r}")
+        if isinstance(model, NumpyBiLSTM):
+            self._serving, self._model = model, None
+        else:
+            from aihpa.forecast.checkpoint import pure_params
+
+            self._serving, self._model = NumpyBiLSTM(model.cfg, flat_params(pure_params(model))), model
+        self._cfg: ModelConfig = self._serving.cfg
         self._version = version
+        self.engine = engine
         self.metadata: dict[str, Any] = dict(metadata or {})
         # the checkpoint directory it was loaded from, when it was
         self.path: Path | None = None
         self.compilations = 0
-        graphdef, state = nnx.split(model)
+        self._jitted: Any = None
+        # the most rows one call forecasts (`predict` cuts larger batches into chunks of this size): NumPy is fastest
+        # on chunks that stay in cache; with JAX, the runtime's working memory follows the chunk, not the batch
+        self.max_batch = 256 if engine == "numpy" else 2048
 
-        def run(state: nnx.State[Any, Any], seq: jax.Array, season: jax.Array, level: jax.Array) -> jax.Array:
-            self.compilations += 1  # runs only while tracing
-            m = nnx.merge(graphdef, state)
-            ratios = m(seq, season)
-            return jnp.maximum(ratios, 0.0) * level[:, None, None]
+    def _jit(self) -> Any:
+        """The jitted flax forward pass (built on first use: imports JAX)."""
+        if self._jitted is None:
+            import jax
+            import jax.numpy as jnp
+            from flax import nnx
 
-        self._state = state
-        self._run = jax.jit(run)
+            graphdef, state = nnx.split(self.model)
+
+            def run(state: Any, seq: Any, season: Any) -> Any:
+                self.compilations += 1  # runs only while tracing
+                return nnx.merge(graphdef, state)(seq, season)
+
+            jitted = jax.jit(run)
+            self._jitted = lambda seq, season: np.asarray(jitted(state, jnp.asarray(seq), jnp.asarray(season)))
+        return self._jitted
 
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> BiLSTMForecaster:
         from aihpa.forecast.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(path)
-        fc = cls(ckpt.model, version=ckpt.version, metadata=ckpt.metadata)
+        fc = cls(NumpyBiLSTM(ckpt.model_cfg, flat_params(ckpt.params)), version=ckpt.version, metadata=ckpt.metadata)
+        fc._checkpoint = ckpt
         fc.path = ckpt.path
         fc._check_forecasts()
         return fc
@@ -270,9 +304,18 @@ class BiLSTMForecaster:
     def config(self) -> ModelConfig:
         return self._cfg
 
+    #: the checkpoint it was loaded from (its flax module is built from it on demand)
+    _checkpoint: Any = None
+
     @property
     def model(self) -> BiLSTM:
-        """The flax module (e.g. to fine-tune a copy of it); do not change it in place while forecasting."""
+        """The flax module (e.g. to fine-tune a copy of it; built on first use when loaded from a checkpoint, which
+        imports JAX); do not change it in place while forecasting."""
+        if self._model is None:
+            from aihpa.forecast.checkpoint import build_model
+
+            params = self._checkpoint.params if self._checkpoint is not None else _nested(self._serving.params)
+            self._model = build_model(self._cfg, params)
         return self._model
 
     @property
@@ -320,27 +363,40 @@ class BiLSTMForecaster:
             times[:] = [np.nan if t is None else float(t) for t in end_times]
         inputs = inference_inputs(window, lengths=lengths, end_times=times, step_s=step_s, cfg=cfg)
         out = np.empty((n, cfg.horizon, cfg.n_quantiles), dtype=np.float32)
-        # in chunks of at most `max_batch` rows: the runtime's working memory follows the chunk, not the batch (at
-        # 10,000 rows in one call it grows by ~250 MB, in chunks of 2,048 by ~50 MB, for the same time)
+        # in chunks of at most `max_batch` rows: working memory follows the chunk, not the batch (with JAX, at 10,000
+        # rows in one call it grows by ~250 MB, in chunks of 2,048 by ~50 MB, for the same time)
         for lo in range(0, n, self.max_batch):
             hi = min(n, lo + self.max_batch)
             out[lo:hi] = self._chunk(inputs.seq[lo:hi], inputs.season[lo:hi], inputs.level[lo:hi])
         # a non-finite forecast must never reach a scaler: callers see NaN and fall back to reactive
         return out
 
-    #: the most rows one jitted call forecasts (`predict` cuts larger batches into chunks of this size)
-    max_batch: int = 2048
-
     def _chunk(self, seq: npt.NDArray[np.float32], season: npt.NDArray[np.float32],
                level: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         n = seq.shape[0]
-        size = bucket_size(n)
-        if size != n:
-            pad = size - n
-            seq = np.concatenate([seq, np.zeros((pad, *seq.shape[1:]), dtype=np.float32)])
-            season = np.concatenate([season, np.zeros((pad, season.shape[1]), dtype=np.float32)])
-            level = np.concatenate([level, np.ones(pad, dtype=np.float32)])
-        return np.asarray(self._run(self._state, seq, season, level))[:n]
+        if self.engine == "numpy":
+            ratios = self._serving(seq, season)
+        else:
+            size = bucket_size(n)
+            if size != n:
+                pad = size - n
+                seq = np.concatenate([seq, np.zeros((pad, *seq.shape[1:]), dtype=np.float32)])
+                season = np.concatenate([season, np.zeros((pad, season.shape[1]), dtype=np.float32)])
+            ratios = self._jit()(seq, season)[:n]
+        out: npt.NDArray[np.float32] = (np.maximum(ratios, 0.0) * level[:, None, None]).astype(np.float32)
+        return out
+
+
+def _nested(flat: dict[str, Any]) -> dict[str, Any]:
+    """A flat parameter dict ("a/b/c": array) as the nested dict a checkpoint stores."""
+    tree: dict[str, Any] = {}
+    for path, value in flat.items():
+        node = tree
+        *parents, leaf = path.split("/")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return tree
 
 
 def default_model_dir() -> Path:

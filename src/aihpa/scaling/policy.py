@@ -39,7 +39,7 @@ from aihpa.scaling.behavior import (
     apply_behavior,
     record_scale,
 )
-from aihpa.scaling.calibration import Calibration, CalibrationState, Context, ring_push
+from aihpa.scaling.calibration import NO_CONTEXT, Calibration, CalibrationState, Context, ring_push
 from aihpa.scaling.decision import Decision, DecisionKind
 from aihpa.scaling.evolve import evolve
 from aihpa.scaling.hpa import DEFAULT_TOLERANCE, Tolerance, hpa_replicas
@@ -270,6 +270,8 @@ class _Candidates(NamedTuple):
     bases: tuple[float, ...]
     capacities: tuple[float | None, ...]
     spread: float
+    # the HPA candidate's shadow in use: its index in the grid (None: no target has held the risk, or no grid)
+    leader: int | None = None
 
 
 class _Proposal(NamedTuple):
@@ -505,8 +507,15 @@ class PredictivePolicy:
             return state.calibrations
         return tuple(CalibrationState() for _ in self.scorings)
 
-    def observe(self, obs: Observation, state: PredictiveState) -> PredictiveState:
-        """Fold the newest observation into calibration (the outcome of the forecast made lead_steps ago)."""
+    def _demand(self, obs: Observation) -> float:
+        """The demand a step is scored against: what was used, or on a saturated step (where the demand above the
+        ceiling is hidden) censored_bump times that."""
+        return obs.usage * self.calibration.censored_bump if obs.saturated else obs.usage
+
+    def observe(self, obs: Observation, state: PredictiveState, *, demand: float | None = None) -> PredictiveState:
+        """Fold the newest observation into calibration (the outcome of the forecast made lead_steps ago).
+        `demand`: `_demand(obs)`, when the caller has it already."""
+        used = self._demand(obs) if demand is None else demand
         recent = (*state.recent, (obs.usage, obs.saturated))[-self.lead_steps :]
         calibrations = self._calibrations(state)
         pending = state.pending
@@ -518,9 +527,8 @@ class PredictivePolicy:
             pending = ()
         grid, grid_state = self.grid, state.grid
         if grid is not None:
-            demand = obs.usage * self.calibration.censored_bump if obs.saturated else obs.usage
             grid_state = grid.step(
-                grid_state, usage=obs.usage, used=demand, current=obs.current_replicas,
+                grid_state, usage=obs.usage, used=used, current=obs.current_replicas,
                 capacity_per_pod=obs.capacity_per_pod,
             )
         if len(pending) >= self.lead_steps and len(recent) == self.lead_steps:
@@ -542,7 +550,6 @@ class PredictivePolicy:
             # served by a calibrated capacity (the cold start) does not move the correction (None).
             exact = math.isfinite(obs.capacity_per_pod)
             per_pod = obs.capacity_per_pod if exact else self.request_per_pod
-            used = obs.usage * self.calibration.censored_bump if obs.saturated else obs.usage
             shortfalls = tuple(
                 None
                 if not math.isfinite(pods)
@@ -620,7 +627,8 @@ class PredictivePolicy:
         floored by the reactive HPA (`_predictive`), or fall back to the reactive HPA (`_fallback`); keep the current
         count within the hysteresis (`_hold_within_tolerance`); then the HPA's behavior (`_normalize`).
         """
-        state = self.observe(obs, state)
+        demand = self._demand(obs)
+        state = self.observe(obs, state, demand=demand)
         frame = self._frame(obs, state)
         reactive = self.reactive.recommend(obs)
         lead = self._lead(obs, forecast)
@@ -631,7 +639,7 @@ class PredictivePolicy:
             outcome = self._unscored(obs, frame)
         else:
             candidates = self._candidates(obs, state, frame, lead, quantiles)
-            held, state = self._shadows(obs, state, candidates, reactive=reactive[0])
+            held, state = self._shadows(state, candidates, reactive=reactive[0], demand=demand)
             outcome = self._pending(obs, frame, candidates, held)
             proposal = self._predictive(obs, state, candidates, reactive)
             # the HPA candidate's count has the HPA's own tolerance already
@@ -656,11 +664,16 @@ class PredictivePolicy:
         if self.calibration.contextual:
             level, rise, volatility = self._shape(state, obs.usage)
         recent_peak = float(state.levels.max()) if state.levels.shape[0] else None
-        offsets = tuple(self._offset(scoring, state, recent_peak) for scoring in self.scorings)
+        # the HPA candidate is scored by its shadows (`HpaGrid`), not by a calibration: it files the policy's
+        # settings and no context
+        offsets = tuple(
+            self.calibration.offset if s.base == "hpa" else self._offset(s, state, recent_peak) for s in self.scorings
+        )
         configs = tuple(self._calibration(s, o) for s, o in zip(self.scorings, offsets, strict=True))
         contexts = tuple(
-            config.context(cal, step=step, level=level, rise=rise, volatility=volatility)
-            for config, cal in zip(configs, state.calibrations, strict=True)
+            NO_CONTEXT if s.base == "hpa"
+            else config.context(cal, step=step, level=level, rise=rise, volatility=volatility)
+            for s, config, cal in zip(self.scorings, configs, state.calibrations, strict=True)
         )
         return _Frame(step=step, recent_peak=recent_peak, offsets=offsets, configs=configs, contexts=contexts)
 
@@ -705,7 +718,10 @@ class PredictivePolicy:
             for s in self.scorings
         )
         spread = max(0.0, top - median)
-        hpa = self._grid_capacity(state)
+        grid = self.grid
+        leader = None if grid is None else grid.leader(state.grid, self.risk)
+        # the HPA candidate's capacity: the pods of the shadow at the highest target that held the risk
+        hpa = None if grid is None or leader is None else grid.pods(state.grid, leader) * self._per_pod()
         capacities = tuple(
             hpa
             if scoring.base == "hpa"
@@ -718,23 +734,16 @@ class PredictivePolicy:
                 self.scorings, frame.configs, state.calibrations, bases, frame.contexts, strict=True
             )
         )
-        return _Candidates(top=top, quantile_peak=quantile_peak, bases=bases, capacities=capacities, spread=spread)
-
-    def _grid_capacity(self, state: PredictiveState) -> float | None:
-        """The HPA candidate's capacity: the pods of the shadow at the highest target that held the risk (None while
-        none has, or without an "hpa" scoring)."""
-        grid = self.grid
-        if grid is None:
-            return None
-        index = grid.leader(state.grid, self.risk)
-        return None if index is None else grid.pods(state.grid, index) * self._per_pod()
+        return _Candidates(
+            top=top, quantile_peak=quantile_peak, bases=bases, capacities=capacities, spread=spread, leader=leader
+        )
 
     @cached_property
     def _hysteresis_band(self) -> Tolerance:
         return Tolerance.of(self.hysteresis)
 
     def _shadows(
-        self, obs: Observation, state: PredictiveState, candidates: _Candidates, *, reactive: int
+        self, state: PredictiveState, candidates: _Candidates, *, reactive: int, demand: float
     ) -> tuple[tuple[float, ...], PredictiveState]:
         """The count each scoring would keep if it were in use: the pods it asks for (with the reactive floor), held
         within the hysteresis of its own previous count as the policy holds the real one (the HPA candidate has its
@@ -742,7 +751,6 @@ class PredictivePolicy:
         the candidates are compared on what they would cost and how often they would scale, hysteresis included."""
         n = len(self.scorings)
         previous = state.held if len(state.held) == n else (math.nan,) * n
-        used = obs.usage * self.calibration.censored_bump if obs.saturated else obs.usage
         per_pod = self._per_pod()
         held: list[float] = []
         for scoring, capacity, before in zip(self.scorings, candidates.capacities, previous, strict=True):
@@ -750,13 +758,9 @@ class PredictivePolicy:
                 held.append(math.nan)
                 continue
             want = self._pods(capacity, reactive)
-            if (
-                scoring.base != "hpa"
-                and self.hysteresis > 0
-                and before > 0  # False for NaN
-                and (want < before or not used > before * per_pod * (1 + 1e-9))
-                and self._hysteresis_band.is_within(want / before)
-            ):
+            # would its own pods have been short on this step? (never for a count it has not held yet: NaN)
+            short = demand > before * per_pod * (1 + 1e-9)
+            if scoring.base != "hpa" and self._holds(want, before, short=short):
                 want = int(before)
             held.append(float(want))
         out = tuple(held)
@@ -840,10 +844,8 @@ class PredictivePolicy:
                 floor, f"{floor_reason}, above the forecast's {predicted} pods (reactive floor)",
                 DecisionKind.REACTIVE_FLOOR,
             )
-        grid = self.grid
-        if scoring.base == "hpa" and capacity is not None and grid is not None:
-            index = grid.leader(state.grid, self.risk)
-            assert index is not None  # a capacity means a target held the risk
+        grid, index = self.grid, candidates.leader
+        if scoring.base == "hpa" and capacity is not None and grid is not None and index is not None:
             reason = (
                 f"hpa: the HPA at a target of {grid.targets[index]:.0%} of what a pod may use needs {predicted} pods "
                 f"of {self._per_pod():.3g} cores (the highest of {len(grid.targets)} targets whose pods held the risk "
@@ -895,12 +897,21 @@ class PredictivePolicy:
         config = Calibration(risk=self.risk, mode="spread", prior=self.band_prior, min_samples=1)
         return config.quantile(CalibrationState()), config.min_spread
 
+    def _holds(self, desired: float, current: float, *, short: bool) -> bool:
+        """Whether the hysteresis keeps `current` instead of `desired`: their ratio within the band, and no scale-up
+        held after a step the current pods fell short on (its demand is already cut off). `current` NaN: never."""
+        return (
+            self.hysteresis > 0
+            and current > 0  # False for NaN
+            and (desired < current or not short)
+            and self._hysteresis_band.is_within(desired / current)
+        )
+
     def _hold_within_tolerance(self, obs: Observation, proposal: _Proposal) -> _Proposal:
-        """The HPA's tolerance band over desired / current keeps the current count; a saturated step is never held
-        up (its demand is already cut off)."""
+        """The HPA's tolerance band over desired / current keeps the current count (`_holds`; a saturated step is
+        the real pods falling short)."""
         desired, current = proposal.desired, obs.current_replicas
-        may_hold = desired < current or not obs.saturated
-        if self.hysteresis > 0 and current > 0 and may_hold and self._hysteresis_band.is_within(desired / current):
+        if self._holds(desired, current, short=obs.saturated):
             reason = f"{proposal.reason}; {desired} is within {self.hysteresis:.0%} of the current {current}: kept"
             return proposal._replace(desired=current, reason=reason)
         return proposal
@@ -925,10 +936,15 @@ class PredictivePolicy:
             limits += f" changing at most {self.select_changes:g}x as often as hpa"
         return f"; {self.scorings[state.choice].label} is the cheapest candidate {limits} ({figures})"
 
+    @cached_property
+    def _hpa_index(self) -> int | None:
+        """The index of the HPA candidate among the scorings (None: there is none)."""
+        return next((i for i, s in enumerate(self.scorings) if s.base == "hpa"), None)
+
     def _calm(self, state: PredictiveState, index: int) -> bool:
         """Whether the scoring at `index` changes its count at most `select_changes` times as often as the HPA
         candidate would (always, without an HPA candidate or a limit, or before the rates are known)."""
-        reference = next((i for i, s in enumerate(self.scorings) if s.base == "hpa"), None)
+        reference = self._hpa_index
         if self.select_changes is None or reference is None or len(state.change_rates) != len(self.scorings):
             return True
         return state.change_rates[index] <= self.select_changes * state.change_rates[reference] + 1e-12
