@@ -151,6 +151,9 @@ class HpaGrid:
         within = (ratio >= low) & (ratio <= high)
         plain = np.where(within, cur_f, np.ceil(ratio * ready_f))
         missing = cur_f - ready_f
+        if not (missing > 0).any() and bool((ready > 0).all()):
+            # every shadow's pods are ready and reporting (most steps): the first pass is the answer
+            return plain.astype(np.int32)
         # pods without metrics yet (asked for, not ready): counted at 100% of their request when usage is below target
         # (at most the target above 100%), at 0% when above it
         extra = np.where(ratio < 1.0, missing * self.per_pod * np.maximum(100.0, target) / 100.0, 0.0)
