@@ -2,12 +2,14 @@
 HPA->oracle gap, with the shipped defaults and leave-one-trace-out.
 
     .venv/bin/python benchmarks/bench_scaling.py [--traces DIR] [--json FILE] [--workers N] [--only NAME,...]
+        [--cache DIR] [--model DIR]
 
 aihpa runs once per candidate setting of its tunables (`SETTINGS`; the first is the shipped default). The
 leave-one-out column scores each trace with the setting that did best on the *other* traces
 (`aihpa.backtest.loo.choose_setting`, which never reads the held-out trace's figures); the defaults column is what
 `aihpa backtest`, the demo and the controller run. The model is the shipped one in both (trained on the first 20% of
-each trace, the history part the protocol lets a model fit on; the scored window is never trained on).
+each trace, the history part the protocol lets a model fit on; the scored window is never trained on); `--model`
+measures a candidate model the same way.
 
 Runs are (trace, policy group) tasks in parallel worker processes (one per core by default). aihpa's forecasts are
 batched over its sweep settings: one forecaster call per step, never one per setting.
@@ -52,8 +54,9 @@ SETTINGS: dict[str, dict[str, Any]] = {
 CANDIDATE_KNOBS = (0.003, 0.005, 0.0075, 0.009, 0.01, 0.011, 0.0125, 0.015, 0.02, 0.03)
 
 
-def run_task(path: str, column: str, group: str) -> dict[str, Any]:
-    """Backtest one trace: the baselines (group "baselines") or aihpa at one candidate setting (its name)."""
+def run_task(path: str, column: str, group: str, model: str | None = None) -> dict[str, Any]:
+    """Backtest one trace: the baselines (group "baselines") or aihpa at one candidate setting (its name), with the
+    shipped model or the checkpoint at `model`."""
     from dataclasses import replace
 
     from aihpa.backtest import run_backtest
@@ -67,7 +70,12 @@ def run_task(path: str, column: str, group: str) -> dict[str, Any]:
         result = run_backtest(trace, policies=BASELINES)
         out = result.to_json()
     else:
-        forecaster = _forecaster("bilstm")
+        if model is None:
+            forecaster = _forecaster("bilstm")
+        else:
+            from aihpa.forecast.forecaster import BiLSTMForecaster
+
+            forecaster = BiLSTMForecaster.from_checkpoint(model)
         policy = replace(default_backtest_policy(forecaster), **SETTINGS[group])
         knobs = {"aihpa": CANDIDATE_KNOBS}
         result = run_backtest(trace, policies=("aihpa",), forecaster=forecaster, aihpa_policy=policy, knobs=knobs)
@@ -93,6 +101,8 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma-separated short trace names (default: all)")
     parser.add_argument("--cache", type=Path, default=None,
                         help="keep each task's result here and reuse it on the next run (delete to re-measure)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="aihpa's Bi-LSTM from this checkpoint or models directory (default: the shipped one)")
     args = parser.parse_args()
     if not args.traces.is_dir():
         print(f"no traces directory at {args.traces}", file=sys.stderr)
@@ -112,7 +122,8 @@ def main() -> int:
                     raw[(name, group)] = json.loads(cached.read_text(encoding="utf-8"))
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=mp.get_context("spawn")) as pool:
         futures = {
-            (name, group): pool.submit(run_task, str(args.traces / TRACES[name][0]), TRACES[name][1], group)
+            (name, group): pool.submit(run_task, str(args.traces / TRACES[name][0]), TRACES[name][1], group,
+                                       None if args.model is None or group == "baselines" else str(args.model))
             for group in reversed(groups)
             for name in order
             if (name, group) not in raw

@@ -1,12 +1,13 @@
-"""Inputs: scale-free windows, calendar phases, seasonal context and its validity flag."""
+"""Inputs: scale-free windows, calendar phases, seasonal context and its validity flag, the summary of recent hours."""
 
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
+import pytest
 
-from aihpa.forecast.config import ModelConfig
+from aihpa.forecast.config import SUMMARY_FEATURES, ModelConfig
 from aihpa.forecast.input_pipeline import (
     Series,
     dominant_period,
@@ -106,3 +107,30 @@ def test_the_short_period_context_shows_the_last_burst_around_the_horizon(small_
     # the context one period ago, scaled like the targets, foreshadows the burst ahead
     ahead = ctx[small_cfg.season_lead : small_cfg.season_lead + small_cfg.horizon]
     np.testing.assert_allclose(ahead, targets[0], rtol=1e-5)
+
+
+def test_the_summary_shows_the_mean_peak_and_spread_of_the_last_hours(small_cfg: ModelConfig) -> None:
+    cfg = dataclasses.replace(small_cfg, summary_window=64, period_window=512)
+    assert cfg.context_features == small_cfg.context_features * 2 + SUMMARY_FEATURES
+    assert cfg.context >= 512
+    rng = np.random.default_rng(5)
+    values = rng.uniform(1.0, 3.0, 300).astype(np.float32)
+    values[280:285] = 9.0  # a burst in the last quarter of the span
+    s = Series(name="noisy", values=values, step_s=None)
+    t = 290
+    inputs, _ = series_batch(s, np.asarray([t]), cfg)
+    summary = inputs.season[0, -SUMMARY_FEATURES:]
+    ratios = np.clip(values[t - 63 : t + 1] / inputs.level[0], 0.0, cfg.input_clip)
+    recent = ratios[-16:]
+    want = [ratios.mean(), ratios.max(), ratios.std(), recent.mean(), recent.max(), recent.std(), 1.0]
+    np.testing.assert_allclose(summary, want, rtol=1e-5)
+    # the period context keeps its own place before the summary
+    assert inputs.season[0, small_cfg.season_len + 1 : 2 * (small_cfg.season_len + 1)].shape[0] == cfg.season_len + 1
+    # a history shorter than the span is flagged: its padding is not history
+    short, _ = series_batch(s, np.asarray([40]), cfg)
+    assert short.season[0, -1] == 0.0
+
+
+def test_a_summary_shorter_than_four_levels_is_refused(small_cfg: ModelConfig) -> None:
+    with pytest.raises(ValueError, match="summary_window"):
+        dataclasses.replace(small_cfg, summary_window=small_cfg.level_window).validate()

@@ -18,10 +18,10 @@ from aihpa.forecast.serving import NumpyBiLSTM, decode_params, flat_params, para
 
 from .conftest import SMALL
 
-# the small model, one with a single layer and wider units, and one with the short-period context (wider season input)
+# the small model, one with a single layer, wider units and the summary inputs, and one with the short-period context
 CONFIGS = [
     SMALL,
-    replace(SMALL, layers=1, hidden=12, head_hidden=8, horizon=6),
+    replace(SMALL, layers=1, hidden=12, head_hidden=8, horizon=6, summary_window=24),
     replace(SMALL, layers=3, period_window=64, period_min=8, period_max=32),
 ]
 

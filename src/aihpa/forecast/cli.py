@@ -59,6 +59,8 @@ def add_commands(sub: Any) -> None:
                    "TrainConfig's, 0.2)")
     p.add_argument("--hidden", type=int, default=None, help="hidden units per direction (default: ModelConfig's)")
     p.add_argument("--layers", type=int, default=None, help="stacked bidirectional layers (default: ModelConfig's)")
+    p.add_argument("--summary-window", type=int, default=None, metavar="STEPS",
+                   help="recent points summarized for the head (mean, peak, spread; default: ModelConfig's, 0: none)")
     p.add_argument("--period-window", type=int, default=None,
                    help="search this many recent steps for a dominant short period and feed the values one period "
                    "ago as a second seasonal context (default 0: off)")
@@ -148,6 +150,7 @@ def _train(args: argparse.Namespace) -> int:
         for k, v in {
             "window": args.window, "min_history": args.min_history, "hidden": args.hidden, "layers": args.layers,
             "period_window": args.period_window,
+            "summary_window": args.summary_window,
         }.items()
         if v is not None
     }

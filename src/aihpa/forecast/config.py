@@ -13,6 +13,9 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Self
 
+#: Context inputs a summary adds (`ModelConfig.summary_window`): mean, peak and spread over two spans, and a flag.
+SUMMARY_FEATURES = 7
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -54,6 +57,10 @@ class ModelConfig:
     period_max: int = 240
     # Autocorrelation a period needs to count as one.
     period_min_acf: float = 0.3
+    # Recent points summarized for the head (0, the default and the shipped model: none): the mean, peak and spread
+    # of the last summary_window points and of their last quarter, as ratios to the level, with a flag for a full
+    # span. Bursts that recur over hours reach the forecast without a longer (costlier) LSTM window.
+    summary_window: int = 0
 
     @property
     def n_quantiles(self) -> int:
@@ -65,9 +72,10 @@ class ModelConfig:
 
     @property
     def context_features(self) -> int:
-        """Width of the seasonal inputs: last day's context, then the short-period context, each with a flag."""
+        """Width of the context inputs: last day's context, then the short-period context, each with a flag, then the
+        summary of recent points."""
         per = self.season_len + 1
-        return per * (2 if self.period_window > 0 else 1)
+        return per * (2 if self.period_window > 0 else 1) + (SUMMARY_FEATURES if self.summary_window > 0 else 0)
 
     @property
     def shortest_history(self) -> int:
@@ -77,7 +85,7 @@ class ModelConfig:
     @property
     def context(self) -> int:
         """Most recent points that inference reads: the window, a day plus the seasonal lead, or the period search."""
-        return max(self.window, self.max_season + self.season_lead, self.period_window)
+        return max(self.window, self.max_season + self.season_lead, self.period_window, self.summary_window)
 
     def validate(self) -> None:
         """Raise `ValueError` naming the first field that no model can be built or run with.
@@ -92,7 +100,7 @@ class ModelConfig:
         for name in ("hidden", "layers", "head_hidden", "horizon", "level_window", "max_season"):
             if getattr(self, name) < 1:
                 raise ValueError(f"model config {name} must be positive, got {getattr(self, name)}")
-        for name in ("season_lead", "period_window"):
+        for name in ("season_lead", "period_window", "summary_window"):
             if getattr(self, name) < 0:
                 raise ValueError(f"model config {name} must be >= 0, got {getattr(self, name)}")
         if self.min_history < 0 or self.min_history > self.window:
@@ -104,6 +112,11 @@ class ModelConfig:
         if not _finite(self.period_min_acf) or not -1.0 <= self.period_min_acf <= 1.0:
             raise ValueError(
                 f"model config period_min_acf must be a finite number in [-1, 1], got {self.period_min_acf!r}"
+            )
+        if self.summary_window and self.summary_window < 4 * self.level_window:
+            raise ValueError(
+                f"model config summary_window must be 0 or at least 4 x level_window ({4 * self.level_window}), got "
+                f"{self.summary_window}"
             )
         if self.period_window and not (self.horizon <= self.period_min <= self.period_max < self.period_window):
             raise ValueError(
@@ -142,7 +155,7 @@ class ModelConfig:
 
 
 _INT_FIELDS = ("window", "min_history", "hidden", "layers", "head_hidden", "horizon", "level_window", "season_lead",
-               "max_season", "period_window", "period_min", "period_max")
+               "max_season", "period_window", "period_min", "period_max", "summary_window")
 
 
 def _finite(value: object) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from aihpa.forecast.config import ModelConfig
+from aihpa.forecast.config import SUMMARY_FEATURES, ModelConfig
 
 __all__ = [
     "N_FEATURES",
@@ -113,7 +113,11 @@ def features(
 
     season = np.zeros((b, cfg.context_features), dtype=np.float32)
     if cfg.period_window > 0:
-        season[:, cfg.season_len + 1 :] = _period_context(get, available=available, inv=inv, cfg=cfg)
+        season[:, cfg.season_len + 1 : 2 * (cfg.season_len + 1)] = _period_context(
+            get, available=available, inv=inv, cfg=cfg
+        )
+    if cfg.summary_window > 0:
+        season[:, -SUMMARY_FEATURES:] = _summary(get, available=available, inv=inv, cfg=cfg)
     period = season_period(step_s, cfg)
     if period is not None:
         ok = available >= period + cfg.season_lead
@@ -123,6 +127,24 @@ def features(
             season[:, : cfg.season_len] = np.where(ok[:, None], np.clip(vals * inv, 0.0, cfg.input_clip), 0.0)
             season[:, cfg.season_len] = ok.astype(np.float32)
     return Inputs(seq=seq, season=season, level=level)
+
+
+def _summary(
+    get: Callable[[npt.NDArray[np.int64]], F32], *, available: I64, inv: F32, cfg: ModelConfig
+) -> F32:
+    """Mean, peak and standard deviation of the last `summary_window` points and of their last quarter (ratios to
+    the level, clipped as the window is), then whether the whole span is real history (a short one is padded with its
+    first point, so its spread reads low)."""
+    span = cfg.summary_window
+    ratios = np.clip(get(np.arange(-span + 1, 1, dtype=np.int64)) * inv, 0.0, cfg.input_clip)
+    recent = ratios[:, -(span // 4) :]
+    out = np.stack(
+        [ratios.mean(axis=1), ratios.max(axis=1), ratios.std(axis=1),
+         recent.mean(axis=1), recent.max(axis=1), recent.std(axis=1),
+         (available >= span).astype(np.float32)],
+        axis=1,
+    )
+    return out.astype(np.float32)
 
 
 def dominant_period(x: F32, *, lo: int, hi: int) -> tuple[I64, F32]:
