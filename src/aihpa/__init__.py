@@ -1,7 +1,8 @@
 """aihpa: a predictive Horizontal Pod Autoscaler for Kubernetes.
 
-A JAX/Flax Bi-LSTM forecasts each labeled Deployment's CPU demand over the scaling lead time, and aihpa scales the
-Deployment before the load arrives. The package is also an async library; the building blocks are importable from here:
+A Bi-LSTM (trained with JAX/Flax, served with NumPy) forecasts each labeled Deployment's CPU demand over the scaling
+lead time, and aihpa scales the Deployment before the load arrives. The package is also an async library; the building
+blocks are importable from here:
 
 - `Controller`, `ControllerSettings`: the operator loop, an async context manager (`async with Controller(...)`),
   over a `KubeClient` and a metrics source (`MetricsAPISource` for metrics.k8s.io, `PrometheusSource`).

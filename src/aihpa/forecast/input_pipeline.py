@@ -1,8 +1,8 @@
 """From raw series to model inputs: windows, per-series scaling by recent level, calendar and seasonal features.
 
 One function, `features`, builds inputs for training (many positions of one long series) and for inference (the end
-of many short histories) alike, so the two can never drift apart. Everything here is numpy on the host; only the
-model runs under jit. Pure: no I/O, no wall clock.
+of many short histories) alike, so the two can never drift apart. Everything here is numpy on the host (the model
+runs jitted in training, in NumPy when serving). Pure: no I/O, no wall clock.
 """
 
 from __future__ import annotations
