@@ -119,9 +119,10 @@ class Actuator:
         w, decision, current = p.workload, p.decision, p.current
         first = not w.status_written
         applied = False
-        if self._writes_scale(p) and p.mode == "hpa-floor":
+        scaling = self._writes_scale(p)
+        if scaling and p.mode == "hpa-floor":
             applied = await self._set_floor(w, decision)
-        elif self._writes_scale(p):
+        elif scaling:
             applied = await self._apply(w, decision, current=current)
             if applied and decision.kind is DecisionKind.SAFETY_NET:
                 # the policies record the scale events of their own decisions; this one the rate limits must see too

@@ -17,7 +17,7 @@ import numpy.typing as npt
 from aihpa.forecast.checkpoint import STEP
 from aihpa.forecast.config import ModelConfig
 from aihpa.forecast.input_pipeline import fill_nonfinite, inference_inputs
-from aihpa.forecast.serving import NumpyBiLSTM, flat_params
+from aihpa.forecast.serving import NumpyBiLSTM, flat_params, nested_params
 from aihpa.step import DEFAULT_STEP_S
 
 if TYPE_CHECKING:
@@ -271,7 +271,6 @@ class BiLSTMForecaster:
 
         ckpt = load_checkpoint(path)
         fc = cls(NumpyBiLSTM(ckpt.model_cfg, flat_params(ckpt.params)), version=ckpt.version, metadata=ckpt.metadata)
-        fc._checkpoint = ckpt
         fc.path = ckpt.path
         fc._check_forecasts()
         return fc
@@ -304,9 +303,6 @@ class BiLSTMForecaster:
     def config(self) -> ModelConfig:
         return self._cfg
 
-    #: the checkpoint it was loaded from (its flax module is built from it on demand)
-    _checkpoint: Any = None
-
     @property
     def model(self) -> BiLSTM:
         """The flax module (e.g. to fine-tune a copy of it; built on first use when loaded from a checkpoint, which
@@ -314,8 +310,7 @@ class BiLSTMForecaster:
         if self._model is None:
             from aihpa.forecast.checkpoint import build_model
 
-            params = self._checkpoint.params if self._checkpoint is not None else _nested(self._serving.params)
-            self._model = build_model(self._cfg, params)
+            self._model = build_model(self._cfg, nested_params(self._serving.params))
         return self._model
 
     @property
@@ -385,18 +380,6 @@ class BiLSTMForecaster:
             ratios = self._jit()(seq, season)[:n]
         out: npt.NDArray[np.float32] = (np.maximum(ratios, 0.0) * level[:, None, None]).astype(np.float32)
         return out
-
-
-def _nested(flat: dict[str, Any]) -> dict[str, Any]:
-    """A flat parameter dict ("a/b/c": array) as the nested dict a checkpoint stores."""
-    tree: dict[str, Any] = {}
-    for path, value in flat.items():
-        node = tree
-        *parents, leaf = path.split("/")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return tree
 
 
 def default_model_dir() -> Path:

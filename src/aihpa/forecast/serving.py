@@ -1,9 +1,9 @@
 """The Bi-LSTM's forward pass in NumPy: how every forecast is served, without the JAX runtime.
 
 Training (`aihpa.forecast.train`) builds and fits the flax module (`aihpa.forecast.model.BiLSTM`); serving needs only
-its parameters and the same arithmetic. Importing JAX and compiling the model costs a process ~350 MB of memory
-(the XLA runtime, its thread pools and compiled buffers), more than 10,000 workloads' states: the controller, the
-webhook, the backtest and the demo forecast with `NumpyBiLSTM` instead, and load checkpoints with `decode_params`,
+its parameters and the same arithmetic. Importing JAX and compiling the model costs a process ~290 MB of memory
+(the XLA runtime, its thread pools and compiled buffers), as much as ~4,000 workloads' aged states: the controller,
+the webhook, the backtest and the demo forecast with `NumpyBiLSTM` instead, and load checkpoints with `decode_params`,
 neither of which imports JAX. `tests/forecast/test_serving.py` holds this forward pass to the flax module's, output
 for output.
 
@@ -27,7 +27,7 @@ import numpy.typing as npt
 from aihpa.forecast.config import ModelConfig
 from aihpa.forecast.input_pipeline import N_FEATURES
 
-__all__ = ["NumpyBiLSTM", "decode_params", "flat_params", "param_shapes"]
+__all__ = ["NumpyBiLSTM", "decode_params", "flat_params", "nested_params", "param_shapes"]
 
 F32 = npt.NDArray[np.float32]
 
@@ -61,6 +61,18 @@ def flat_params(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[path] = value
     return out
+
+
+def nested_params(flat: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of `flat_params`: {"a/b/c": array} as the nested dict a checkpoint stores."""
+    tree: dict[str, Any] = {}
+    for path, value in flat.items():
+        node = tree
+        *parents, leaf = path.split("/")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return tree
 
 
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:

@@ -426,7 +426,7 @@ class PredictivePolicy:
     def grid(self) -> HpaGrid | None:
         """The HPA candidate's shadows, when a scoring has base "hpa": the policy's tolerance and bounds, the stock
         HPA's scale-down stabilization (300 s) and scale-up limit."""
-        if not any(s.base == "hpa" for s in self.scorings):
+        if self._hpa_index is None:
             return None
         window = DEFAULT_SCALE_DOWN.stabilization_window_seconds
         return HpaGrid(
@@ -932,7 +932,7 @@ class PredictivePolicy:
             )
         )
         limits = f"within {self.select_slack:g}x the risk"
-        if self.select_changes is not None and any(s.base == "hpa" for s in self.scorings):
+        if self.select_changes is not None and self._hpa_index is not None:
             limits += f" changing at most {self.select_changes:g}x as often as hpa"
         return f"; {self.scorings[state.choice].label} is the cheapest candidate {limits} ({figures})"
 
