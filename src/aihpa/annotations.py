@@ -23,6 +23,7 @@ from aihpa.defaults import (
 )
 
 __all__ = [
+    "ANNOTATION_ACTUATED",
     "ANNOTATION_INITIAL_FORECAST",
     "ANNOTATION_MANAGED",
     "ANNOTATION_MAX_REPLICAS",
@@ -39,6 +40,7 @@ __all__ = [
     "ANNOTATION_TARGET_UTILIZATION",
     "ANNOTATION_TOLERANCE",
     "ANNOTATION_WITH_HPA",
+    "CONTROLLER_KEYS",
     "LABEL_ENABLED",
     "MAX_METRIC_NAME_CHARS",
     "MAX_SATURATION_RISK",
@@ -83,6 +85,8 @@ ANNOTATION_MODEL_VERSION: Final = "aihpa/model-version"
 ANNOTATION_INITIAL_FORECAST: Final = "aihpa/initial-forecast"
 ANNOTATION_REQUESTED_REPLICAS: Final = "aihpa/requested-replicas"
 ANNOTATION_STATUS: Final = "aihpa/status"
+# written by a sharded controller with every scale: the model step it actuated and who did (`controller.sharding`)
+ANNOTATION_ACTUATED: Final = "aihpa/actuated-step"
 
 POLICY_KEYS: Final = (
     ANNOTATION_MIN_REPLICAS,
@@ -102,7 +106,9 @@ WEBHOOK_KEYS: Final = (
     ANNOTATION_INITIAL_FORECAST,
     ANNOTATION_REQUESTED_REPLICAS,
 )
-_KNOWN_KEYS: Final = frozenset((*POLICY_KEYS, *WEBHOOK_KEYS, ANNOTATION_STATUS))
+# what the controller writes itself: never a user's typo to warn about
+CONTROLLER_KEYS: Final = (ANNOTATION_STATUS, ANNOTATION_ACTUATED)
+_KNOWN_KEYS: Final = frozenset((*POLICY_KEYS, *WEBHOOK_KEYS, *CONTROLLER_KEYS))
 
 Mode = Literal["predictive", "reactive", "dry-run"]
 MODES: Final[tuple[Mode, ...]] = ("predictive", "reactive", "dry-run")

@@ -435,6 +435,9 @@ async def test_changing_3_to_4_shards_never_scales_a_workload_twice_in_a_step(
             await cycles(new)
             assert log.scaled(step=step) == {f"default/{n}" for n in NAMES}
         assert not log.twice(), log.twice()
+        # the step record is the controller's own annotation: no replica warns a user about it
+        warnings = [e for e in sim_cluster.list("v1", "Event", "default") if e.get("type") == "Warning"]
+        assert log.changes and not warnings, [e.get("message") for e in warnings]
     finally:
         await stop_all(sim_cluster, old + new)
 

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from aihpa.annotations import ANNOTATION_ACTUATED
 from aihpa.controller.actuation import Actuator
 from aihpa.controller.outbox import EventOutbox
 from aihpa.controller.settings import ControllerSettings
@@ -56,7 +57,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: The per-workload record of the last model step actuated, and by whom ("<step>/<identity>").
-ANNOTATION_ACTUATED: Final = "aihpa/actuated-step"
 _ANNOTATION_POINTER: Final = "/metadata/annotations/" + ANNOTATION_ACTUATED.replace("~", "~0").replace("/", "~1")
 
 
