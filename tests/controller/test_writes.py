@@ -68,13 +68,13 @@ async def test_a_cycle_that_writes_nothing_schedules_no_api_call(rig: Rig) -> No
     rig.forecaster.value = 0.8
     await rig.cycles(8)
     carried: list[str] = []
-    actuate = rig.controller.actuator.actuate
+    scale = rig.controller.actuator.scale
 
     async def counted(p, **kwargs):  # type: ignore[no-untyped-def]
         carried.append(p.workload.key)
-        return await actuate(p, **kwargs)
+        return await scale(p, **kwargs)
 
-    rig.controller.actuator.actuate = counted  # type: ignore[method-assign]
+    rig.controller.actuator.scale = counted  # type: ignore[method-assign]
     before = _writes(rig)
     report = await rig.controller.run_cycle()  # a sync inside the step: the safety net holds every count
     assert len(report.decisions) == 3 and not any(d.applied for d in report.decisions)
@@ -82,3 +82,39 @@ async def test_a_cycle_that_writes_nothing_schedules_no_api_call(rig: Rig) -> No
     rig.forecaster.value = 7.0  # the next step scales them: each is carried out through the API
     await rig.cycles(1)
     assert sorted(set(carried)) == [f"default/web-{i}" for i in range(3)]
+
+
+async def test_a_cycle_writes_every_scale_before_any_status_or_event_and_scale_ups_first(
+    rig: Rig, no_warmup_bound: None
+) -> None:
+    """Reports never queue ahead of pods: the cycle's scale writes go out first (the largest scale-up first, the
+    scale-downs last), then the status annotations, then the Events."""
+    names = ("shrink", "grow-little", "grow-much")
+    for name in names:
+        await rig.cluster.create(deployment_manifest(
+            name, replicas=1, labels=LABELS, cpu_request="500m", cpu_limit="1",
+            annotations={"sim.aihpa.io/demand-cores": "0.5", "aihpa/scale-down-stabilization": "0"}))
+    await rig.controller.wait_until(lambda: all(f"default/{n}" in rig.controller.workloads for n in names))
+    rig.forecaster.value = 0.5
+    await rig.cycles(8)
+    for name, replicas in zip(names, (12, 3, 1), strict=True):  # a user sets the counts apart
+        await rig.cluster.scale(name, replicas)
+    await rig.controller.wait_until(lambda: rig.controller.workloads["default/shrink"].replicas == 12)
+    rig.forecaster.value = 5.0  # about 8 pods of 1 core at the 70% target: one shrinks, two grow
+    writes: list[tuple[str, str]] = []
+    request = rig.kube.request
+
+    async def recorded(method, path, **kwargs):  # type: ignore[no-untyped-def]
+        if method in ("POST", "PUT", "PATCH"):
+            name = path.rstrip("/").split("/")[-2 if path.endswith("/scale") else -1]
+            kind = "scale" if path.endswith("/scale") else "event" if "/events" in path else "status"
+            writes.append((kind, name))
+        return await request(method, path, **kwargs)
+
+    rig.kube.request = recorded  # type: ignore[method-assign]
+    await rig.cycles(1)
+    kinds = [kind for kind, _ in writes]
+    scales = [name for kind, name in writes if kind == "scale"]
+    assert scales == ["grow-much", "grow-little", "shrink"], writes
+    assert kinds.count("status") == 3 and kinds.count("event") == 3, writes
+    assert kinds == sorted(kinds, key=["scale", "status", "event"].index), writes

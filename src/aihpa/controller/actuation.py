@@ -115,25 +115,44 @@ class Actuator:
         return p.result(applied=False)
 
     async def actuate(self, p: PendingAction, *, now: float, forecaster: Forecaster) -> WorkloadDecision:
-        """Patch the scale when it changes (never in dry-run), then the status annotation."""
+        """Patch the scale when it changes (never in dry-run), then the status annotation (`scale`, then `report`)."""
+        applied = await self.scale(p, now=now)
+        return await self.report(p, applied=applied, now=now, forecaster=forecaster)
+
+    async def scale(self, p: PendingAction, *, now: float) -> bool:
+        """The scale write of `p` (beside an HPA: its floor), when it changes the count and not in dry-run; whether
+        it was applied."""
         w, decision, current = p.workload, p.decision, p.current
+        if not self._writes_scale(p):
+            return False
+        if p.mode == "hpa-floor":
+            return await self._set_floor(w, decision)
+        applied = await self._apply(w, decision, current=current)
+        if applied and decision.kind is DecisionKind.SAFETY_NET:
+            # the policies record the scale events of their own decisions; this one the rate limits must see too
+            w.state = replace(w.state, behavior=record_scale(
+                state=w.state.behavior, behavior=p.policy.behavior, old=current, new=decision.replicas, now=now))
+        return applied
+
+    async def report(self, p: PendingAction, *, applied: bool, now: float, forecaster: Forecaster) -> WorkloadDecision:
+        """The status annotation of `p` when it is news (`scale` has run: `applied` says how it went), and its log
+        line."""
+        w, decision = p.workload, p.decision
         first = not w.status_written
-        applied = False
-        scaling = self._writes_scale(p)
-        if scaling and p.mode == "hpa-floor":
-            applied = await self._set_floor(w, decision)
-        elif scaling:
-            applied = await self._apply(w, decision, current=current)
-            if applied and decision.kind is DecisionKind.SAFETY_NET:
-                # the policies record the scale events of their own decisions; this one the rate limits must see too
-                w.state = replace(w.state, behavior=record_scale(
-                    state=w.state.behavior, behavior=p.policy.behavior, old=current, new=decision.replicas, now=now))
         # between forecast steps a steady workload has nothing new to say: no status write
         if decision.kind is not DecisionKind.HOLD or applied or not w.status_written:
             await self._write_status(w, decision, reactive=p.reactive, usage=p.usage, now=now, mode=p.mode,
                                      risk=p.policy.risk, forecaster=forecaster, candidate=_candidate(p))
         _log_decision(p, applied=applied, first=first)
         return p.result(applied=applied)
+
+    @staticmethod
+    def urgency(p: PendingAction) -> float:
+        """How much `p`'s scale write matters now, for ordering a cycle's writes: a scale-up by its relative step
+        (pods short first, the largest shortage first), then scale-downs and writes of the floor and status only."""
+        if not Actuator._writes_scale(p) or p.decision.replicas <= p.current:
+            return 0.0
+        return p.decision.replicas / max(p.current, 1)
 
     async def _set_floor(self, w: Workload, decision: Decision) -> bool:
         """Beside an HPA: its minReplicas becomes this decision's count (clamped by `coexist.set_floor`)."""

@@ -334,8 +334,10 @@ class Controller:
 
     async def _carry_out(self, pending: list[PendingAction], *, now: float,
                          forecaster: Forecaster) -> list[WorkloadDecision]:
-        """Carry the decisions out, in order: those that write nothing (most, most cycles) at once, the others as
-        concurrent API calls (at most `api_concurrency` at a time)."""
+        """Carry the decisions out: those that write nothing (most, most cycles) at once; of the others, every scale
+        write first, scale-ups first and the largest first (`Actuator.urgency`), then the status writes, as
+        concurrent API calls (at most `api_concurrency` at a time). A status or an Event never waits in the rate
+        limit ahead of a scale: pods that are short are asked for before anything is reported."""
         out: list[WorkloadDecision | None] = [None] * len(pending)
         busy: list[int] = []
         for i, p in enumerate(pending):
@@ -343,8 +345,11 @@ class Controller:
                 out[i] = self.actuator.settle(p)
             else:
                 busy.append(i)
-        done = await bounded((self.actuator.actuate(pending[i], now=now, forecaster=forecaster) for i in busy),
-                             limit=self.settings.api_concurrency)
+        limit = self.settings.api_concurrency
+        busy.sort(key=lambda i: -self.actuator.urgency(pending[i]))  # stable: ties keep the cycle's order
+        applied = await bounded((self.actuator.scale(pending[i], now=now) for i in busy), limit=limit)
+        done = await bounded((self.actuator.report(pending[i], applied=a, now=now, forecaster=forecaster)
+                              for i, a in zip(busy, applied, strict=True)), limit=limit)
         for i, d in zip(busy, done, strict=True):
             out[i] = d
         return [d for d in out if d is not None]
