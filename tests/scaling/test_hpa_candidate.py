@@ -110,6 +110,27 @@ def test_hysteresis_cuts_scale_changes_and_the_calibration_pays_for_it() -> None
     assert pods_h <= 1.1 * pods_0
 
 
+def test_a_scoring_with_its_own_hysteresis_is_held_by_it_not_by_the_policys() -> None:
+    demand = _noisy_walk(3000, seed=11)
+
+    def flat(t: int, usage: float) -> np.ndarray:
+        return np.full((2, 3), usage, dtype=np.float32)
+
+    def held(hysteresis: float | None) -> tuple[Scoring, ...]:
+        return (Scoring(base="last", mode="ratio", hold=5, hysteresis=hysteresis),)
+
+    runs = {
+        (policy_h, own): _loop(_policy(scorings=held(own), hysteresis=policy_h), demand, flat)
+        for policy_h, own in ((0.0, None), (0.1, None), (0.1, 0.0), (0.0, 0.1))
+    }
+    # the scoring's own band wins over the policy's, whichever way round: same decisions as the policy's own band
+    assert runs[(0.1, 0.0)][:3] == runs[(0.0, None)][:3]
+    assert runs[(0.0, 0.1)][:3] == runs[(0.1, None)][:3]
+    assert runs[(0.0, 0.1)][2] < 0.5 * runs[(0.1, 0.0)][2]
+    with pytest.raises(ValueError, match="hysteresis"):
+        Scoring(hysteresis=1.0)
+
+
 @pytest.mark.parametrize(("per_pod", "expected"), [(2.0, 20), (1.0, 23)])
 def test_hysteresis_never_holds_a_saturated_step(per_pod: float, expected: int) -> None:
     # 20 cores on 20 pods at a 90% target: the reactive HPA wants 23, within 20% of 20. Pods that may use 2 cores

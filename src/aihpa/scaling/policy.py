@@ -169,6 +169,9 @@ class Scoring:
     # base "last": the highest usage of the last `hold` samples (5 at one-minute steps is the HPA's own 300 s
     # scale-down stabilization: the HPA formula applied to this peak at a target the calibration chooses)
     hold: int = 1
+    # the hysteresis of this candidate's count (None: the policy's `hysteresis`); the HPA candidate keeps the HPA's
+    # own tolerance
+    hysteresis: float | None = None
     # what the Decision's reason and the status call this scoring (empty: its base)
     name: str = ""
 
@@ -194,6 +197,8 @@ class Scoring:
             raise ValueError("volatility_floor must be in (0, 1] and volatility_window at least 1")
         if self.hold < 1:
             raise ValueError("hold must be at least 1 sample")
+        if self.hysteresis is not None and not 0.0 <= self.hysteresis < 1.0:
+            raise ValueError("hysteresis must be in [0, 1)")
 
 
 #: The reactive HPA as a candidate: the HPA itself (its formula, tolerance, 300 s scale-down stabilization and
@@ -650,7 +655,8 @@ class PredictivePolicy:
             )
         state = evolve(state, pending=(*state.pending, outcome))
         if not own_tolerance:
-            proposal = self._hold_within_tolerance(obs, proposal)
+            in_use = None if isinstance(lead, str) else self.scorings[state.choice].hysteresis
+            proposal = self._hold_within_tolerance(obs, proposal, hysteresis=in_use)
         decision, bstate = _normalize(
             obs, desired=proposal.desired, reason=proposal.reason, kind=proposal.kind, behavior=self.behavior,
             state=state.behavior,
@@ -760,7 +766,7 @@ class PredictivePolicy:
             want = self._pods(capacity, reactive)
             # would its own pods have been short on this step? (never for a count it has not held yet: NaN)
             short = demand > before * per_pod * (1 + 1e-9)
-            if scoring.base != "hpa" and self._holds(want, before, short=short):
+            if scoring.base != "hpa" and self._holds(want, before, short=short, hysteresis=scoring.hysteresis):
                 want = int(before)
             held.append(float(want))
         out = tuple(held)
@@ -897,22 +903,30 @@ class PredictivePolicy:
         config = Calibration(risk=self.risk, mode="spread", prior=self.band_prior, min_samples=1)
         return config.quantile(CalibrationState()), config.min_spread
 
-    def _holds(self, desired: float, current: float, *, short: bool) -> bool:
-        """Whether the hysteresis keeps `current` instead of `desired`: their ratio within the band, and no scale-up
-        held after a step the current pods fell short on (its demand is already cut off). `current` NaN: never."""
+    def _holds(self, desired: float, current: float, *, short: bool, hysteresis: float | None = None) -> bool:
+        """Whether the hysteresis (None: the policy's) keeps `current` instead of `desired`: their ratio within the
+        band, and no scale-up held after a step the current pods fell short on (its demand is already cut off).
+        `current` NaN: never."""
+        if hysteresis is None or hysteresis == self.hysteresis:
+            hysteresis, band = self.hysteresis, self._hysteresis_band
+        else:
+            band = Tolerance.of(hysteresis)
         return (
-            self.hysteresis > 0
+            hysteresis > 0
             and current > 0  # False for NaN
             and (desired < current or not short)
-            and self._hysteresis_band.is_within(desired / current)
+            and band.is_within(desired / current)
         )
 
-    def _hold_within_tolerance(self, obs: Observation, proposal: _Proposal) -> _Proposal:
-        """The HPA's tolerance band over desired / current keeps the current count (`_holds`; a saturated step is
-        the real pods falling short)."""
+    def _hold_within_tolerance(
+        self, obs: Observation, proposal: _Proposal, *, hysteresis: float | None = None
+    ) -> _Proposal:
+        """The hysteresis band (None: the policy's) over desired / current keeps the current count (`_holds`; a
+        saturated step is the real pods falling short)."""
         desired, current = proposal.desired, obs.current_replicas
-        if self._holds(desired, current, short=obs.saturated):
-            reason = f"{proposal.reason}; {desired} is within {self.hysteresis:.0%} of the current {current}: kept"
+        if self._holds(desired, current, short=obs.saturated, hysteresis=hysteresis):
+            band = self.hysteresis if hysteresis is None else hysteresis
+            reason = f"{proposal.reason}; {desired} is within {band:.0%} of the current {current}: kept"
             return proposal._replace(desired=current, reason=reason)
         return proposal
 
