@@ -1,6 +1,7 @@
 """The scaling rules' hot path gives what the plain definitions give: `evolve` (the copy of a state) leaves the
 original alone and refuses a field that does not exist; contexts kept one byte a score match as the tuples did; a
-surprise found by counting is the one found by sorting the window."""
+surprise found by counting is the one found by sorting the window; the HPA candidate's shadows of many workloads,
+stepped together, decide as each workload's alone."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 from aihpa.scaling.behavior import BehaviorState
 from aihpa.scaling.calibration import Calibration, CalibrationState, pack_context
 from aihpa.scaling.evolve import evolve
-from aihpa.scaling.policy import PredictiveState
+from aihpa.scaling.factory import PodCpu, predictive_policy
+from aihpa.scaling.policy import Observation, PredictivePolicy, PredictiveState
 
 
 def test_evolve_copies_with_changes_and_leaves_the_original_alone() -> None:
@@ -63,3 +65,38 @@ def test_a_surprise_by_count_is_a_surprise_by_the_window_s_quantiles(n: int) -> 
             new = cal._observe_surprise(state, value, 3)
             assert (new.since_surprise == 0) == (value > float(part[ks[0]]))
             assert (new.phase_surprises[3] == 1.0) == (value > float(part[ks[1]]))
+
+
+def test_policies_whose_shadows_step_together_decide_as_each_alone() -> None:
+    """`PredictivePolicy.step_grids` (one pass per grid, as the controller and the backtest run them) then `decide`
+    gives every workload the decision, reason and state that `decide` alone gives, over workloads with two pod sizes
+    (two grids), with and without a CPU limit, saturated at times, one of them without a forecast."""
+    small = predictive_policy(pod=PodCpu(request=0.5, limit=1.0), min_history=5)
+    large = predictive_policy(pod=PodCpu(request=2.0, limit=None), min_history=5)
+    policies = [small, large, small, large, small]
+    quantiles = (0.1, 0.5, 0.9, 0.95, 0.99)
+    rng = np.random.default_rng(3)
+    alone = [PredictiveState() for _ in policies]
+    together = [PredictiveState() for _ in policies]
+    replicas = [2, 2, 3, 1, 4]
+    for t in range(400):
+        observations = []
+        for i, policy in enumerate(policies):
+            ceiling = policy.request_per_pod * 2 if i % 2 == 0 else float("inf")
+            demand = max(0.0, 1.5 + np.sin(t / 30 + i) + rng.normal(0, 0.3) + (3.0 if rng.random() < 0.03 else 0.0))
+            usage = min(demand, replicas[i] * ceiling)
+            observations.append(Observation(usage=usage, pods_with_metrics=replicas[i], current_replicas=replicas[i],
+                                            now=60.0 * t, history_len=t, capacity_per_pod=ceiling))
+        grids = PredictivePolicy.step_grids(list(zip(policies, observations, together, strict=True)))
+        assert all(g is not None for g in grids)
+        for i, policy in enumerate(policies):
+            usage = observations[i].usage
+            forecast = None if i == 4 else np.tile(usage * np.asarray([0.8, 1.0, 1.2, 1.3, 1.5]), (4, 1))
+            a, alone[i] = policy.decide(observations[i], alone[i], forecast=forecast, quantiles=quantiles)
+            b, together[i] = policy.decide(observations[i], together[i], forecast=forecast, quantiles=quantiles,
+                                           grid_state=grids[i])
+            assert (a.replicas, a.reason, a.kind) == (b.replicas, b.reason, b.kind), (t, i)
+            np.testing.assert_array_equal(alone[i].grid.decisions, together[i].grid.decisions)
+            assert alone[i].grid.outcomes == together[i].grid.outcomes and alone[i].choice == together[i].choice
+            replicas[i] = a.replicas
+    assert max(s.grid.outcomes for s in together) > 300

@@ -242,12 +242,16 @@ class AihpaBatch:
                 end_times = np.full(rows, float(self.times[t - 1]))
             forecast = self.forecaster.predict(window, end_times=end_times, step_s=self.step_s)
         out = np.empty(rows, dtype=np.int64)
+        observations = [_observation(view, i) for i in range(rows)]
+        # the rows share their HPA candidate's grid (only the risk differs): its shadows step for all rows at once
+        grids = PredictivePolicy.step_grids(list(zip(self.policies, observations, self.states, strict=True)))
         for i, policy in enumerate(self.policies):
             decision, self.states[i] = policy.decide(
-                _observation(view, i),
+                observations[i],
                 self.states[i],
                 forecast=None if forecast is None else forecast[i],
                 quantiles=self.quantiles,
+                grid_state=grids[i],
             )
             out[i] = decision.replicas
         return out

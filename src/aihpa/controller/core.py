@@ -40,7 +40,7 @@ from aihpa.clock import Clock, SystemClock
 from aihpa.controller import coexist, forecasting, publishing, sharding
 from aihpa.controller.actuation import Actuator
 from aihpa.controller.cache import WorkloadCache
-from aihpa.controller.deciding import PendingAction, PolicyCache, WorkloadDecision, decide, select
+from aihpa.controller.deciding import PendingAction, PolicyCache, WorkloadDecision, decide, select, step_grids
 from aihpa.controller.models import ModelScheduler
 from aihpa.controller.outbox import EventOutbox, bounded
 from aihpa.controller.settings import ControllerSettings, check_model_step
@@ -297,8 +297,11 @@ class Controller:
         forecasted = await self._forecast(new_step, now=now) if new_step else 0
 
         forecaster = self.forecaster
+        grids = step_grids(new_step, usage=usage, now=now, step=step, settings=settings, forecaster=forecaster,
+                           policies=self.policies)
         pending = [decide(w, usage=usage.get(w.key), now=now, step=step, settings=settings, history=self._history,
-                          forecaster=forecaster, metrics=self.metrics, policies=self.policies) for w in active]
+                          forecaster=forecaster, metrics=self.metrics, policies=self.policies,
+                          grid_state=grids.get(w.key)) for w in active]
         for p in pending:
             _in_its_unit(p)
         if self.is_leader:

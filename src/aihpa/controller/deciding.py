@@ -30,6 +30,7 @@ from aihpa.scaling import (
     DecisionKind,
     Observation,
     PredictivePolicy,
+    PredictiveState,
     ReactivePolicy,
     ReactiveState,
     hold_beside_hpa,
@@ -37,9 +38,12 @@ from aihpa.scaling import (
     safety_net,
 )
 from aihpa.scaling.factory import predictive_policy, reactive_policy
+from aihpa.scaling.hpa_grid import HpaGridState
 from aihpa.scaling.prior import prior_of
 
-__all__ = ["PendingAction", "PolicyCache", "WorkloadDecision", "decide", "policy_for", "reactive_for", "select"]
+__all__ = [
+    "PendingAction", "PolicyCache", "WorkloadDecision", "decide", "policy_for", "reactive_for", "select", "step_grids",
+]
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,44 @@ class PolicyCache:
         return policy
 
 
+def _observation(w: Workload, usage: float | None, now: float) -> Observation:
+    return Observation(
+        usage=0.0 if usage is None else usage,
+        pods_with_metrics=max(w.ready, 0),
+        current_replicas=w.replicas,
+        now=now,
+        # without a limit a pod can burst past its request: only a limit makes a usage ceiling (a named metric has none)
+        capacity_per_pod=w.usage_ceiling,
+    )
+
+
+def step_grids(
+    workloads: Iterable[Workload],
+    *,
+    usage: Mapping[str, float | None],
+    now: float,
+    step: int,
+    settings: ControllerSettings,
+    forecaster: Forecaster,
+    policies: PolicyCache,
+) -> dict[str, HpaGridState]:
+    """The HPA candidate's shadows of the workloads whose predictive policy decides at model step `step`, stepped
+    in one pass per grid (`PredictivePolicy.step_grids`) instead of one workload at a time: `decide` takes each as
+    it is. A workload left out here (or a shadow stepped here and not used) changes nothing: `decide` steps its own."""
+    items: list[tuple[PredictivePolicy, Observation, PredictiveState]] = []
+    keys: list[str] = []
+    prior = prior_of(forecaster)
+    for w in workloads:
+        u = usage.get(w.key)
+        if u is None or w.last_step_decided == step or (w.parsed.policy.mode == "reactive" and not settings.dry_run):
+            continue  # no metric, a sync inside the step, or the HPA itself (`decide`'s other paths)
+        policy = policies.predictive(w, settings=settings, min_history=forecaster.min_history, prior=prior)
+        items.append((policy, _observation(w, u, now), w.state))
+        keys.append(w.key)
+    stepped = PredictivePolicy.step_grids(items)
+    return {key: grid for key, grid in zip(keys, stepped, strict=True) if grid is not None}
+
+
 def decide(
     w: Workload,
     *,
@@ -208,23 +250,18 @@ def decide(
     forecaster: Forecaster,
     metrics: ControllerMetrics,
     policies: PolicyCache | None = None,
+    grid_state: HpaGridState | None = None,
 ) -> PendingAction:
     """The decision for one workload at model step `step`; the workload's policy state moves on with it.
-    `policies`: where the workload's policies are kept between cycles (none: built afresh)."""
+    `policies`: where the workload's policies are kept between cycles (none: built afresh); `grid_state`: its HPA
+    candidate's shadows stepped for this step already (`step_grids`)."""
     policies = policies or PolicyCache()
     policy = policies.predictive(w, settings=settings, min_history=forecaster.min_history, prior=prior_of(forecaster))
     mode: str = "dry-run" if settings.dry_run else w.parsed.policy.mode
     if w.beside_hpa and mode == "predictive":
         mode = "hpa-floor"  # the HPA scales; aihpa sets its floor (`coexist`)
     current = w.replicas
-    obs = Observation(
-        usage=0.0 if usage is None else usage,
-        pods_with_metrics=max(w.ready, 0),
-        current_replicas=current,
-        now=now,
-        # without a limit a pod can burst past its request: only a limit makes a usage ceiling (a named metric has none)
-        capacity_per_pod=w.usage_ceiling,
-    )
+    obs = _observation(w, usage, now)
     hpa = policies.reactive(w)
     # what the workload's HPA would recommend (reported beside every decision)
     reactive = hpa.recommend(obs)[0] if usage is not None else current
@@ -249,7 +286,8 @@ def decide(
             series = history.series(w.key)
             obs = replace(obs, history_len=0 if series is None else int(np.isfinite(series.values).sum()))
             forecast = None if w.forecast is None else np.asarray(w.forecast, dtype=np.float64)
-            decision, w.state = policy.decide(obs, w.state, forecast=forecast, quantiles=forecaster.quantiles)
+            decision, w.state = policy.decide(obs, w.state, forecast=forecast, quantiles=forecaster.quantiles,
+                                              grid_state=grid_state)
         w.last_kind = decision.kind
         w.profile[int((now % 86400) // PROFILE_SLOT_S)] = decision.replicas
         # the SLO: was the step that just ended short? (usage at what the ready pods may use, not at their ceiling)

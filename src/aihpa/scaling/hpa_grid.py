@@ -22,6 +22,7 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -100,48 +101,85 @@ class HpaGrid:
         `usage` is the CPU the real pods served on the observed step (cores), `used` the demand it is scored against
         (above `usage` after a saturated step), `current` the real count (the shadows start from it), and
         `capacity_per_pod` what one pod can use (its limit; infinite without one)."""
+        return self.step_many([state], usage=[usage], used=[used], current=[current],
+                              capacity_per_pod=[capacity_per_pod])[0]
+
+    def step_many(
+        self,
+        states: Sequence[HpaGridState],
+        *,
+        usage: Sequence[float],
+        used: Sequence[float],
+        current: Sequence[int],
+        capacity_per_pod: Sequence[float],
+    ) -> list[HpaGridState]:
+        """`step` for many workloads with this grid at once (the i-th of each argument is one workload's), in one
+        pass of array operations over all of them: a controller steps thousands of workloads a model step, and one
+        step alone is mostly the overhead of its dozen small array operations. Each result is what `step` gives."""
         k = len(self.targets)
-        if state.decisions.shape != (self.lead_steps, k):  # the first step (or a grid of another size)
-            start = min(max(current, self.min_replicas), self.max_replicas)
-            return HpaGridState(
-                decisions=np.full((self.lead_steps, k), start, dtype=np.int32),
-                recommendations=np.full((self.stabilization - 1, k), start, dtype=np.int32),
-                shortfalls=np.zeros(k),
-                outcomes=0.0,
-            )
-        if not (math.isfinite(usage) and math.isfinite(used)):  # no metric: nothing scored, nothing changes
-            return state
-        served = state.decisions.min(axis=0)
+        out: list[HpaGridState | None] = [None] * len(states)
+        rows: list[int] = []
+        for i, state in enumerate(states):
+            if state.decisions.shape != (self.lead_steps, k):  # the first step (or a grid of another size)
+                start = min(max(current[i], self.min_replicas), self.max_replicas)
+                out[i] = HpaGridState(
+                    decisions=np.full((self.lead_steps, k), start, dtype=np.int32),
+                    recommendations=np.full((self.stabilization - 1, k), start, dtype=np.int32),
+                    shortfalls=np.zeros(k),
+                    outcomes=0.0,
+                )
+            elif not (math.isfinite(usage[i]) and math.isfinite(used[i])):  # no metric: nothing scored or changed
+                out[i] = state
+            else:
+                rows.append(i)
+        if rows:
+            for i, state in zip(rows, self._advance([states[i] for i in rows], usage=[usage[i] for i in rows],
+                                                    used=[used[i] for i in rows],
+                                                    capacity=[capacity_per_pod[i] for i in rows]), strict=True):
+                out[i] = state
+        return [s for s in out if s is not None]
+
+    def _advance(
+        self, states: list[HpaGridState], *, usage: list[float], used: list[float], capacity: list[float]
+    ) -> list[HpaGridState]:
+        """`step` for workloads whose shadows have run before and whose usage is known, as [workload, ...] arrays."""
+        decisions = np.stack([s.decisions for s in states])  # [n, lead_steps, targets]
+        served = decisions.min(axis=1)
+        usage_a = np.asarray(usage, dtype=np.float64)[:, None]
         keep = 1.0 - 1.0 / self.memory
-        short = used > served * self.per_pod * (1.0 + 1e-9)
-        shortfalls = keep * state.shortfalls + short
-        outcomes = keep * state.outcomes + 1.0
-        # what each shadow's own pods would have shown: clipped to their capacity
-        seen = np.minimum(usage, served * capacity_per_pod) if math.isfinite(capacity_per_pod) else np.full(k, usage)
-        rec = self._recommend(state.decisions[-1], served, seen)
-        cur = state.decisions[-1]
-        # the scale-down stabilization: the highest recommendation of the window
-        down = np.maximum(rec, state.recommendations.max(axis=0)) if self.stabilization > 1 else rec
+        short = np.asarray(used, dtype=np.float64)[:, None] > served * self.per_pod * (1.0 + 1e-9)
+        shortfalls = keep * np.stack([s.shortfalls for s in states]) + short
+        outcomes = keep * np.asarray([s.outcomes for s in states], dtype=np.float64) + 1.0
+        # what each shadow's own pods would have shown: clipped to their capacity (no limit: all of it)
+        cap = np.asarray(capacity, dtype=np.float64)[:, None]
+        seen = np.where(np.isfinite(cap), np.minimum(usage_a, served * np.where(np.isfinite(cap), cap, 0.0)), usage_a)
+        cur = decisions[:, -1]
+        rec = self._recommend(cur, served, seen)
+        if self.stabilization > 1:
+            previous = np.stack([s.recommendations for s in states])
+            # the scale-down stabilization: the highest recommendation of the window
+            down = np.maximum(rec, previous.max(axis=1))
+            recommendations = np.concatenate([previous[:, 1:], rec[:, None, :]], axis=1)
+        else:
+            down = rec
+            recommendations = np.stack([s.recommendations for s in states])
         new = np.where(rec > cur, rec, np.minimum(cur, down))
         limit = np.maximum(np.ceil(cur * self.up_factor), cur + self.up_pods).astype(np.int32)
         new = np.clip(np.minimum(new, limit), self.min_replicas, self.max_replicas).astype(np.int32)
-        recommendations = (
-            np.concatenate([state.recommendations[1:], rec[None, :]]) if self.stabilization > 1
-            else state.recommendations
-        )
-        return HpaGridState(
-            decisions=np.concatenate([state.decisions[1:], new[None, :]]),
-            recommendations=recommendations,
-            shortfalls=shortfalls,
-            outcomes=outcomes,
-        )
+        decisions = np.concatenate([decisions[:, 1:], new[:, None, :]], axis=1)
+        return [
+            HpaGridState(decisions=decisions[i], recommendations=recommendations[i], shortfalls=shortfalls[i],
+                         outcomes=float(outcomes[i]))
+            for i in range(len(states))
+        ]
 
     def _recommend(
         self, current: npt.NDArray[np.int32], ready: npt.NDArray[np.int32], seen: npt.NDArray[np.float64]
     ) -> npt.NDArray[np.int32]:
         """The replica calculator (`aihpa.scaling.hpa.hpa_replicas`) for every shadow at once: utilization as a
         truncated whole percent, the tolerance, and the second pass of upstream when pods asked for are not ready
-        yet (they count at 100% on a scale-down, at 0% on a scale-up; a change they would reverse is not made)."""
+        yet (they count at 100% on a scale-down, at 0% on a scale-up; a change they would reverse is not made).
+        Arrays of any shape, the targets last."""
         target = np.round(self._targets * 100.0, 6)  # a whole-percent target in upstream; see _target_percent
         ready_f = ready.astype(np.float64)
         cur_f = current.astype(np.float64)

@@ -517,9 +517,13 @@ class PredictivePolicy:
         ceiling is hidden) censored_bump times that."""
         return obs.usage * self.calibration.censored_bump if obs.saturated else obs.usage
 
-    def observe(self, obs: Observation, state: PredictiveState, *, demand: float | None = None) -> PredictiveState:
+    def observe(
+        self, obs: Observation, state: PredictiveState, *, demand: float | None = None,
+        grid_state: HpaGridState | None = None,
+    ) -> PredictiveState:
         """Fold the newest observation into calibration (the outcome of the forecast made lead_steps ago).
-        `demand`: `_demand(obs)`, when the caller has it already."""
+        `demand`: `_demand(obs)`, when the caller has it already; `grid_state`: the HPA candidate's shadows stepped on
+        `obs` already (`step_grids`)."""
         used = self._demand(obs) if demand is None else demand
         recent = (*state.recent, (obs.usage, obs.saturated))[-self.lead_steps :]
         calibrations = self._calibrations(state)
@@ -530,8 +534,11 @@ class PredictivePolicy:
             trail = (*trail, obs.usage)[-self._trail_length :]
         if any(len(p.peaks) != len(self.scorings) for p in pending):  # made under other scorings: start afresh
             pending = ()
-        grid, grid_state = self.grid, state.grid
-        if grid is not None:
+        grid, stepped = self.grid, grid_state
+        grid_state = state.grid
+        if grid is not None and stepped is not None:
+            grid_state = stepped
+        elif grid is not None:
             grid_state = grid.step(
                 grid_state, usage=obs.usage, used=used, current=obs.current_replicas,
                 capacity_per_pod=obs.capacity_per_pod,
@@ -594,6 +601,32 @@ class PredictivePolicy:
         )
 
     @staticmethod
+    def step_grids(
+        items: Sequence[tuple[PredictivePolicy, Observation, PredictiveState]],
+    ) -> list[HpaGridState | None]:
+        """The HPA candidate's shadows of many workloads, each stepped on its observation as `decide` would step them
+        first, in one pass per grid (most workloads share their pod size and bounds, hence their grid): pass each to
+        `decide` as its `grid_state`. None for a policy without an HPA candidate."""
+        out: list[HpaGridState | None] = [None] * len(items)
+        groups: dict[HpaGrid, list[int]] = {}  # equal grids step together (a grid is a frozen value)
+        for i, (policy, _, _) in enumerate(items):
+            grid = policy.grid
+            if grid is not None:
+                groups.setdefault(grid, []).append(i)
+        for grid, rows in groups.items():
+            obs = [items[i][1] for i in rows]
+            stepped = grid.step_many(
+                [items[i][2].grid for i in rows],
+                usage=[o.usage for o in obs],
+                used=[items[i][0]._demand(o) for i, o in zip(rows, obs, strict=True)],
+                current=[o.current_replicas for o in obs],
+                capacity_per_pod=[o.capacity_per_pod for o in obs],
+            )
+            for i, state in zip(rows, stepped, strict=True):
+                out[i] = state
+        return out
+
+    @staticmethod
     def _held(state: PredictiveState, last: float, hold: int) -> float:
         """The highest of the last `hold` usage samples (the newest is `last`)."""
         if hold <= 1 or not state.trail:
@@ -623,8 +656,10 @@ class PredictivePolicy:
         *,
         forecast: npt.NDArray[np.floating] | None,
         quantiles: Sequence[float],
+        grid_state: HpaGridState | None = None,
     ) -> tuple[Decision, PredictiveState]:
-        """One cycle. `forecast` is this workload's [horizon, n_quantiles] demand forecast in cores (or None).
+        """One cycle. `forecast` is this workload's [horizon, n_quantiles] demand forecast in cores (or None);
+        `grid_state`: the HPA candidate's shadows already stepped on `obs` (`step_grids`, for many workloads at once).
 
         The steps: fold the observation into the calibration (`observe`); frame this step's calibration contexts
         (`_frame`); take the forecast's lead-time peaks, or say why there are none (`_lead`); size each scoring's
@@ -633,7 +668,7 @@ class PredictivePolicy:
         count within the hysteresis (`_hold_within_tolerance`); then the HPA's behavior (`_normalize`).
         """
         demand = self._demand(obs)
-        state = self.observe(obs, state, demand=demand)
+        state = self.observe(obs, state, demand=demand, grid_state=grid_state)
         frame = self._frame(obs, state)
         reactive = self.reactive.recommend(obs)
         lead = self._lead(obs, forecast)
