@@ -10,6 +10,7 @@ import pytest
 
 from aihpa.backtest.policies import HpaBatch
 from aihpa.backtest.protocol import MAX_PODS, MIN_PODS, replay
+from aihpa.scaling import hpa_grid
 from aihpa.scaling.hpa_grid import DEFAULT_TARGETS, HpaGrid, HpaGridState
 
 
@@ -80,9 +81,10 @@ def test_the_default_grid_spans_10_to_100_percent() -> None:
         HpaGrid(targets=(0.5, 0.4))
 
 
-def test_many_workloads_stepped_together_step_as_each_alone() -> None:
+def test_many_workloads_stepped_together_step_as_each_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     """`step_many` over workloads in different situations (a first step, no metric, pods not ready yet, a usage
-    ceiling or none) gives each the state `step` gives it alone: the rows never mix."""
+    ceiling or none), in several chunks, gives each the state `step` gives it alone: the rows never mix."""
+    monkeypatch.setattr(hpa_grid, "_CHUNK", 5)  # 12 workloads: chunks of 5, 5 and 2 (less those stepped alone)
     grid = HpaGrid(min_replicas=1, max_replicas=60)
     rng = np.random.default_rng(7)
     n = 12

@@ -33,6 +33,7 @@ from aihpa.scaling.hpa import DEFAULT_TOLERANCE
 __all__ = ["DEFAULT_TARGETS", "HpaGrid", "HpaGridState"]
 
 _SLACK = 1e-9  # as `aihpa.scaling.hpa`: float sums of millicores are off by far less
+_CHUNK = 256  # workloads stepped in one pass of `HpaGrid.step_many`
 
 #: Targets, as shares of what a pod may use: 45 points from 10% to 100%, each about 5% above the one before.
 DEFAULT_TARGETS: tuple[float, ...] = tuple(round(0.1 * 10.0 ** (i / 44), 4) for i in range(45))
@@ -132,10 +133,12 @@ class HpaGrid:
                 out[i] = state
             else:
                 rows.append(i)
-        if rows:
-            for i, state in zip(rows, self._advance([states[i] for i in rows], usage=[usage[i] for i in rows],
-                                                    used=[used[i] for i in rows],
-                                                    capacity=[capacity_per_pod[i] for i in rows]), strict=True):
+        # in chunks: the temporaries of one pass stay small whatever the number of workloads
+        for at in range(0, len(rows), _CHUNK):
+            chunk = rows[at : at + _CHUNK]
+            advanced = self._advance([states[i] for i in chunk], usage=[usage[i] for i in chunk],
+                                     used=[used[i] for i in chunk], capacity=[capacity_per_pod[i] for i in chunk])
+            for i, state in zip(chunk, advanced, strict=True):
                 out[i] = state
         return [s for s in out if s is not None]
 
