@@ -45,6 +45,31 @@ def test_packed_contexts_back_off_to_coarser_contexts_as_tuples_would() -> None:
     assert len({pack_context(c) for c in contexts}) == 3
 
 
+@pytest.mark.parametrize("unused", [0b0000000, 0b1100000, 0b1100110, 0b0011000])
+def test_contexts_skip_no_finer_context_that_has_scores(unused: int) -> None:
+    """The back-off skips a feature that no score and not the context has set (it would match as the coarser
+    context): the scores it finds are those of trying every depth in turn, whichever features are in use."""
+    from aihpa.scaling.calibration import _PREFIX_MASKS, CONTEXT_FEATURES
+
+    cal = Calibration(risk=0.1, min_samples=5)  # context_min_samples == 9
+    rng = np.random.default_rng(unused)
+    for _ in range(40):
+        codes = (rng.integers(0, 128, 60) & ~unused).astype(np.uint8)
+        state = CalibrationState(log_ratios=rng.normal(0, 1, 60).astype(np.float32), contexts=codes)
+        code = int(rng.choice(codes)) if rng.random() < 0.7 else int(rng.integers(0, 128)) & ~unused
+        context = (code & 1, code >> 1 & 3, code >> 3 & 3, code >> 5 & 1, code >> 6 & 1)
+        expected = None
+        for depth in range(CONTEXT_FEATURES, 0, -1):  # the plain back-off: every depth in turn
+            match = (codes & _PREFIX_MASKS[depth]) == (code & _PREFIX_MASKS[depth])
+            if match.sum() >= cal.context_min_samples:
+                expected = state.log_ratios[match]
+                break
+        found = cal._context_scores(state, context)
+        assert (found is None) == (expected is None)
+        if expected is not None:
+            np.testing.assert_array_equal(found, expected)
+
+
 def test_a_context_wider_than_its_byte_is_refused() -> None:
     with pytest.raises(ValueError, match="one byte"):
         Calibration(level_bins=(0.2, 0.4, 0.6, 0.8))

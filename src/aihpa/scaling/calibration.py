@@ -209,8 +209,13 @@ class Calibration:
         if codes.shape[0] != state.log_ratios.shape[0] or codes.shape[0] < need:
             return None
         code = pack_context(context)
+        # the bits any score or this context has set: a feature that none has (a context setting not in use)
+        # matches as the coarser context does, which has been or will be tried anyway
+        present = int(np.bitwise_or.reduce(codes)) | code
         for depth in range(CONTEXT_FEATURES, 0, -1):
             mask = _PREFIX_MASKS[depth]
+            if depth < CONTEXT_FEATURES and not (_PREFIX_MASKS[depth + 1] & ~mask & present):
+                continue  # the same scores as the finer context just tried (too few)
             match: npt.NDArray[np.bool_] = (codes & mask) == (code & mask)
             if int(np.count_nonzero(match)) >= need:
                 return state.log_ratios[match]

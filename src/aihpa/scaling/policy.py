@@ -315,6 +315,10 @@ class PredictiveState:
     change_rates: tuple[float, ...] = ()
 
 
+# (quantiles, level) -> `PredictivePolicy._quantile_index`, asked twice a decision with the same few arguments
+_QUANTILE_INDEX: dict[tuple[tuple[float, ...], float], int] = {}
+
+
 @dataclass(frozen=True)
 class PredictivePolicy:
     """aihpa's policy. The one risk knob is `calibration.risk`: the share of saturated steps to aim for.
@@ -456,7 +460,14 @@ class PredictivePolicy:
 
     @staticmethod
     def _quantile_index(quantiles: Sequence[float], level: float) -> int:
-        return int(np.argmin(np.abs(np.asarray(quantiles, dtype=np.float64) - level)))
+        """The index of the quantile nearest `level` (the first of equals)."""
+        key = tuple(quantiles)
+        index = _QUANTILE_INDEX.get((key, level))
+        if index is None:
+            index = int(np.argmin(np.abs(np.asarray(key, dtype=np.float64) - level)))
+            if len(_QUANTILE_INDEX) < 256:  # a model or two's quantiles at the levels the policy asks for
+                _QUANTILE_INDEX[(key, level)] = index
+        return index
 
     def _calibration(self, scoring: Scoring, offset: float) -> Calibration:
         """The calibration settings of one scoring (the policy's, with that scoring's offset, window and contexts)."""
