@@ -20,7 +20,9 @@ What one run does, and prints:
   so that share, and about only that share, changes replicas (the count is printed);
 - `last scale s`: from the step's start to its last scale write;
 - `between s` / `CPU s` / `writes`: a sync inside the model step (metrics and the reactive safety net only);
-- `RSS MB` (peak), and `per 1k MB`: the RSS the workloads add over the runtime, per 1,000 of them;
+- `RSS MB`: steady, peak over the process's life (the cold start and the ageing included) and peak in the steady
+  cycles (settling, the measured step and sync; Linux's VmHWM, reset before them); `per 1k MB`: the RSS the
+  workloads add over the runtime, per 1,000 of them;
 - the time each measured cycle spent in the cyclic garbage collector. The child sets the collector as `aihpa
   controller` does (`aihpa.controller.process`); `--gc default` measures with CPython's own thresholds instead.
 
@@ -81,6 +83,26 @@ def _rss_mb() -> float:
     """The process's resident memory now (not its peak)."""
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _reset_peak() -> bool:
+    """Start the kernel's count of the peak RSS afresh (Linux: /proc/self/clear_refs), so that `_peak_mb` reads the
+    peak since now; False where the kernel does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def _peak_mb() -> float:
+    """The peak RSS since the last `_reset_peak` (VmHWM)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return math.nan
 
 
 async def _bounded(jobs: list[Any], limit: int) -> None:
@@ -197,6 +219,9 @@ async def _child(kubeconfig: str, size: int, shards: int, changing: float,
                 w.state = copy.deepcopy(aged)
             out["age_s"] = time.perf_counter() - t_age
             out["aged_scores"] = [len(c.log_ratios) for c in aged.calibrations]
+            # the peak of the cycles from here on (settling, the measured step and sync), beside the peak of the
+            # process's whole life (the cold start, with a first status for every workload, and the ageing above)
+            reset = _reset_peak()
             settle = []
             for _ in range(4):
                 r = await cycle(step)
@@ -221,6 +246,7 @@ async def _child(kubeconfig: str, size: int, shards: int, changing: float,
             out["raised"] = len(raised)
             out["step"] = await cycle(step, "step")
             out["between"] = await cycle(settings.sync_period_s, "between")
+            out["rss_steady_peak_mb"] = _peak_mb() if reset else math.nan
     out["rss_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["jax_loaded"] = "jax" in sys.modules
     return out
@@ -316,7 +342,8 @@ def _print(r: dict[str, Any]) -> None:
     print(f"  memory: start {r['rss_start_mb']:.0f} MB, runtime + model {r['rss_runtime_mb']:.0f} MB "
           f"(JAX {'loaded' if r['jax_loaded'] else 'never loaded'}), with the "
           f"workloads {r['rss_settled_mb']:.0f} MB, with their states aged three days ({r['aged_scores']} scores) "
-          f"{r['rss_steady_mb']:.0f} MB, peak {r['rss_peak_mb']:.0f} MB; "
+          f"{r['rss_steady_mb']:.0f} MB, peak {r['rss_peak_mb']:.0f} MB (in the steady cycles "
+          f"{r['rss_steady_peak_mb']:.0f} MB); "
           f"{rss_per_k:.1f} MB per 1,000 aged workloads over the runtime")
     print(f"  sync {r['sync_s']:.2f} s; first model step {first['wall_s']:.2f} s ({first['cpu_s']:.2f} CPU s, "
           f"{first['changed']} scaled, {first['throttled_s']:.1f} s throttled, writes {_writes(first['writes'])}); "
