@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from aihpa.controller import forecasting
 from aihpa.sim.faults import Fault
 from aihpa.sim.testing import deployment_manifest
 from tests.controller.conftest import Rig
@@ -64,6 +65,34 @@ async def test_all_workloads_are_forecast_in_one_call_per_model_step(rig: Rig) -
     # three more syncs inside the same model step: no new forecast
     await rig.cycles(3, every=15.0)
     assert len(rig.forecaster.calls) <= calls_before + 1
+
+
+async def test_a_model_step_forecasts_in_chunks_and_a_failed_chunk_costs_only_its_own_forecasts(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Histories are read a chunk at a time (memory follows the chunk): five workloads, chunks of two, are three
+    calls of 2, 2 and 1 rows; a chunk the model fails on leaves its two workloads without a forecast this step
+    (decided reactively), the others keep theirs, and the failure is counted once."""
+    monkeypatch.setattr(forecasting, "CHUNK", 2)
+    for i in range(5):
+        await _deploy(rig, f"w{i}", cores=0.5)
+    await rig.cycles(5)
+    assert rig.forecaster.calls[-3:] == [2, 2, 1]
+    predict = rig.forecaster.predict
+    rows: list[int] = []
+
+    def second_fails(histories, **kwargs):  # type: ignore[no-untyped-def]
+        rows.append(len(histories))
+        if len(rows) == 2:
+            raise RuntimeError("model broke")
+        return predict(histories, **kwargs)
+
+    rig.forecaster.predict = second_fails  # type: ignore[method-assign]
+    errors = rig.controller.metrics.errors.labels(kind="forecast")._value.get()
+    await rig.cycles(1)
+    assert rows == [2, 2, 1]
+    assert sum(w.forecast is not None for w in rig.controller.workloads.values()) == 3
+    assert rig.controller.metrics.errors.labels(kind="forecast")._value.get() == errors + 1
 
 
 async def test_dry_run_decides_and_reports_but_never_patches(rig: Rig) -> None:

@@ -92,3 +92,20 @@ def test_the_shipped_model_served_by_numpy_agrees_with_its_jitted_flax_module() 
     a = served.predict(histories, end_times=ends, step_s=60.0)
     b = jitted.predict(histories, end_times=ends, step_s=60.0)
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_a_batch_of_histories_forecast_in_small_chunks_is_the_batch_forecast_at_once() -> None:
+    """Histories are stacked a chunk at a time: rows of any length (some longer than the context, some with gaps),
+    in chunks of 7 rows, give what one chunk of all of them gives."""
+    rng = np.random.default_rng(5)
+    histories = [np.abs(rng.normal(2.0, 0.5, int(n))).astype(np.float32) for n in rng.integers(3, 1700, 40)]
+    for h in histories[::6]:
+        h[rng.integers(0, h.size)] = np.nan
+    ends = [1.7e9 + 60.0 * i for i in range(len(histories))]
+    whole = BiLSTMForecaster.from_checkpoint(default_model_dir())
+    chunked = BiLSTMForecaster.from_checkpoint(default_model_dir())
+    whole.max_batch, chunked.max_batch = 1000, 7
+    a = whole.predict(histories, end_times=ends, step_s=60.0)
+    b = chunked.predict(histories, end_times=ends, step_s=60.0)
+    np.testing.assert_array_equal(a, b)
+    assert np.isfinite(a).all()

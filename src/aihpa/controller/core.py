@@ -4,7 +4,7 @@ One cycle every sync period (15 s by default):
 
 1. read each workload's total usage (CPU, or its named metric) from the metrics source into its `History` (one point
    per model step);
-2. at each new model step, forecast every workload with enough history in ONE batched call (`forecasting`, in a
+2. at each new model step, forecast every workload with enough history in batched calls (`forecasting`, in a
    worker thread, never on the event loop); decide each workload with `aihpa.scaling` (`deciding`): its policy once
    per model step, between model steps the reactive safety net, which only adds capacity;
 3. if this replica leads, carry the decisions out (`actuation`: the scale patch, never in dry-run, and the
@@ -382,13 +382,13 @@ class Controller:
             self.metrics.errors.labels(kind="hpa-floor").inc()
 
     async def _forecast(self, workloads: list[Workload], *, now: float) -> int:
-        """One batched forecast for the workloads at a new model step; a promoted model on probation is judged on
-        the errors this gathers, before it forecasts again."""
+        """The batched forecast of the workloads at a new model step (`forecasting`); a promoted model on probation
+        is judged on the errors this gathers, before it forecasts again."""
         batch = forecasting.gather(workloads, history=self._history, forecaster=self.forecaster, drift=self.drift,
                                    now=now)
         self.models.check_probation()
-        return await forecasting.predict(batch, forecaster=self.forecaster, step_s=self.settings.step_s,
-                                         metrics=self.metrics)
+        return await forecasting.predict(batch, history=self._history, forecaster=self.forecaster,
+                                         step_s=self.settings.step_s, metrics=self.metrics)
 
     # ---- profiles and the model life cycle ----------------------------------------------------------------------
 

@@ -346,23 +346,26 @@ class BiLSTMForecaster:
         cfg = self._cfg
         if n == 0:
             return np.zeros((0, cfg.horizon, cfg.n_quantiles), dtype=np.float32)
-        if isinstance(histories, np.ndarray) and histories.ndim == 2:
-            # a dense batch is read in place: only the points the model uses are gathered (and cleaned)
-            window = np.asarray(histories, dtype=np.float32)
-            lengths = np.full(n, histories.shape[1], dtype=np.int64)
-        else:
-            window = stack_histories(histories, cfg.context)
-            lengths = np.asarray([np.size(h) for h in histories], dtype=np.int64)
+        dense = histories if isinstance(histories, np.ndarray) and histories.ndim == 2 else None
         times = np.full(n, np.nan, dtype=np.float64)
         if end_times is not None:
             times[:] = [np.nan if t is None else float(t) for t in end_times]
-        inputs = inference_inputs(window, lengths=lengths, end_times=times, step_s=step_s, cfg=cfg)
         out = np.empty((n, cfg.horizon, cfg.n_quantiles), dtype=np.float32)
-        # in chunks of at most `max_batch` rows: working memory follows the chunk, not the batch (with JAX, at 10,000
-        # rows in one call it grows by ~250 MB, in chunks of 2,048 by ~50 MB, for the same time)
+        # in chunks of at most `max_batch` rows, the histories' window included: working memory follows the chunk,
+        # not the batch (10,000 histories of a day and more, stacked and cleaned at once, are ~120 MB; with JAX, at
+        # 10,000 rows in one call the model alone grows by ~250 MB, in chunks of 2,048 by ~50 MB, for the same time)
         for lo in range(0, n, self.max_batch):
             hi = min(n, lo + self.max_batch)
-            out[lo:hi] = self._chunk(inputs.seq[lo:hi], inputs.season[lo:hi], inputs.level[lo:hi])
+            if dense is not None:
+                # a dense batch is read in place: only the points the model uses are gathered (and cleaned)
+                window = np.asarray(dense[lo:hi], dtype=np.float32)
+                lengths = np.full(hi - lo, dense.shape[1], dtype=np.int64)
+            else:
+                part = histories[lo:hi]
+                window = stack_histories(part, cfg.context)
+                lengths = np.asarray([np.size(h) for h in part], dtype=np.int64)
+            inputs = inference_inputs(window, lengths=lengths, end_times=times[lo:hi], step_s=step_s, cfg=cfg)
+            out[lo:hi] = self._chunk(inputs.seq, inputs.season, inputs.level)
         # a non-finite forecast must never reach a scaler: callers see NaN and fall back to reactive
         return out
 
