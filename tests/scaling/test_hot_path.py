@@ -35,7 +35,7 @@ def test_packed_contexts_back_off_to_coarser_contexts_as_tuples_would() -> None:
     for i, ctx in enumerate(contexts):
         state = cal.update(state, realized=1.0 + i, forecast=1.0, censored=False, saturated=False, context=ctx)
     assert state.contexts.dtype == np.uint8 and state.contexts.shape == (len(contexts),)
-    assert state.log_ratios.dtype == np.float32
+    assert state.log_ratios.dtype == np.float16  # the window's scores in half precision (`WINDOW_DTYPE`)
     scores = state.log_ratios
     # its own context has enough scores (cal.context_min_samples == 9)
     np.testing.assert_array_equal(cal._context_scores(state, (1, 2, 2, 0, 0)), scores[:12])

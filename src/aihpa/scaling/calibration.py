@@ -56,13 +56,21 @@ from aihpa.scaling.evolve import evolve
 __all__ = ["Calibration", "CalibrationState", "pack_context"]
 
 
-#: Scores and decayed counts are kept in single precision: a calibration state is kept for every workload (a day or
-#: three of scores each, tens of thousands of workloads), and a score's seventh digit never moves a pod count.
+#: Decayed counts are kept in single precision, and the scores' windows in half precision: a calibration state is
+#: kept for every workload (a day or three of scores each, 5,760 by default: most of a workload's memory, tens of
+#: thousands of workloads), and a half holds a score to 0.05% of itself (11 bits), far finer than one pod of headroom.
+#: A score beyond a half's range (65,504, a forecast off by that many units) is kept at its end.
 SCORE_DTYPE = np.float32
+WINDOW_DTYPE = np.float16
+_WINDOW_MAX = float(np.finfo(WINDOW_DTYPE).max)
 
 
 def _empty() -> npt.NDArray[np.float32]:
     return np.zeros(0, dtype=SCORE_DTYPE)
+
+
+def _empty_window() -> npt.NDArray[np.float16]:
+    return np.zeros(0, dtype=WINDOW_DTYPE)
 
 
 def _empty_codes() -> npt.NDArray[np.uint8]:
@@ -95,11 +103,11 @@ def pack_context(context: Context) -> int:
 class CalibrationState:
     """Recent log-scores (a ring buffer, oldest overwritten first) and the log of the saturation correction."""
 
-    log_ratios: npt.NDArray[np.float32] = field(default_factory=_empty)
+    log_ratios: npt.NDArray[np.floating] = field(default_factory=_empty_window)
     position: int = 0
     correction: float = 0.0
     # scores of forecasts made right after a saturated step
-    surge_ratios: npt.NDArray[np.float32] = field(default_factory=_empty)
+    surge_ratios: npt.NDArray[np.floating] = field(default_factory=_empty_window)
     surge_position: int = 0
     # the context of each score in log_ratios (same ring positions), packed (`pack_context`)
     contexts: npt.NDArray[np.uint8] = field(default_factory=_empty_codes)
@@ -203,7 +211,7 @@ class Calibration:
         volatile = int(volatility is not None and volatility >= self.volatile_level)
         return (hot, recent, level_code, rising, volatile)
 
-    def _context_scores(self, state: CalibrationState, context: Context) -> npt.NDArray[np.float32] | None:
+    def _context_scores(self, state: CalibrationState, context: Context) -> npt.NDArray[np.floating] | None:
         """The scores of the finest context that has enough of them (None: only the whole window has)."""
         codes, need = state.contexts, self.context_min_samples
         if codes.shape[0] != state.log_ratios.shape[0] or codes.shape[0] < need:
@@ -332,6 +340,7 @@ class Calibration:
                 value = math.log(max((realized + self.offset) / max(forecast + self.offset, 1e-9), 1e-9))
             if self.contextual:
                 new = self._observe_surprise(new, value, step)
+            value = min(max(value, -_WINDOW_MAX), _WINDOW_MAX)  # as the window keeps it (`WINDOW_DTYPE`)
             if after_saturation:
                 ratios, position = ring_push(state.surge_ratios, state.surge_position, value, self.surge_window)
                 new = evolve(new, surge_ratios=ratios, surge_position=position)
