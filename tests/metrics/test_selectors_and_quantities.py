@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aihpa.metrics import parse_cpu, selector_to_string
+from aihpa.metrics.source import WorkloadRef
 from aihpa.sim.hpa import tolerance_of
 from aihpa.sim.workload import parse_cpu as sim_cpu
 
@@ -55,3 +56,11 @@ def test_selector_with_labels_and_expressions() -> None:
     )
     with pytest.raises(ValueError, match="operator"):
         selector_to_string({"matchExpressions": [{"key": "a", "operator": "Near"}]})
+
+
+def test_a_workload_ref_indexes_by_its_first_match_label_pair_and_keeps_its_key() -> None:
+    ref = WorkloadRef("shop", "web", selector={"matchLabels": {"tier": "web", "app": "shop"}})
+    assert ref.index_pair == ("app", "shop") and ref.key == "shop/web" and ref.key is ref.key
+    loose = WorkloadRef("shop", "api", selector={"matchExpressions": [{"key": "app", "operator": "Exists"}]})
+    assert loose.index_pair is None
+    assert ref == WorkloadRef("shop", "web", selector={"matchLabels": {"tier": "web", "app": "shop"}})

@@ -90,8 +90,8 @@ class MetricsAPISource:
         by_pair: dict[tuple[str, str], list[int]] = {}
         loose: list[int] = []
         for i, w in enumerate(workloads):
-            pairs = sorted(dict(w.selector.get("matchLabels") or {}).items())
-            (by_pair.setdefault(pairs[0], []) if pairs else loose).append(i)
+            pair = w.index_pair
+            (by_pair.setdefault(pair, []) if pair is not None else loose).append(i)
         cores = [0.0] * len(workloads)
         pods = [0] * len(workloads)
         bad: set[int] = set()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol, runtime_checkable
 
 from aihpa.errors import AihpaError
@@ -41,9 +42,17 @@ class WorkloadRef:
     # the named query its usage comes from (`aihpa/metric`); None: CPU cores
     metric: str | None = None
 
-    @property
+    @cached_property
     def key(self) -> str:
+        # asked for many times a cycle for each of thousands of workloads: built once (the fields are frozen)
         return f"{self.namespace}/{self.name}"
+
+    @cached_property
+    def index_pair(self) -> tuple[str, str] | None:
+        """One matchLabels pair of the selector (the first in order), to index workloads by: a pod with that label
+        pair is a candidate; None when the selector has no matchLabels."""
+        pairs = sorted(dict(self.selector.get("matchLabels") or {}).items())
+        return pairs[0] if pairs else None
 
 
 @runtime_checkable
