@@ -201,6 +201,13 @@ class PolicyCache:
         return policy
 
 
+def _mode(w: Workload, settings: ControllerSettings) -> str:
+    """How the workload's decision is carried out: its `aihpa/mode` (dry-run for all under `settings.dry_run`), or
+    "hpa-floor" for a predictive workload beside an HPA (the HPA scales; aihpa sets its floor, `coexist`)."""
+    mode: str = "dry-run" if settings.dry_run else w.parsed.policy.mode
+    return "hpa-floor" if w.beside_hpa and mode == "predictive" else mode
+
+
 def _observation(w: Workload, usage: float | None, now: float) -> Observation:
     return Observation(
         usage=0.0 if usage is None else usage,
@@ -230,7 +237,7 @@ def step_grids(
     prior = prior_of(forecaster)
     for w in workloads:
         u = usage.get(w.key)
-        if u is None or w.last_step_decided == step or (w.parsed.policy.mode == "reactive" and not settings.dry_run):
+        if u is None or w.last_step_decided == step or _mode(w, settings) == "reactive":
             continue  # no metric, a sync inside the step, or the HPA itself (`decide`'s other paths)
         policy = policies.predictive(w, settings=settings, min_history=forecaster.min_history, prior=prior)
         items.append((policy, _observation(w, u, now), w.state))
@@ -257,9 +264,7 @@ def decide(
     candidate's shadows stepped for this step already (`step_grids`)."""
     policies = policies or PolicyCache()
     policy = policies.predictive(w, settings=settings, min_history=forecaster.min_history, prior=prior_of(forecaster))
-    mode: str = "dry-run" if settings.dry_run else w.parsed.policy.mode
-    if w.beside_hpa and mode == "predictive":
-        mode = "hpa-floor"  # the HPA scales; aihpa sets its floor (`coexist`)
+    mode = _mode(w, settings)
     current = w.replicas
     obs = _observation(w, usage, now)
     hpa = policies.reactive(w)

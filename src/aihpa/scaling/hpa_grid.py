@@ -155,7 +155,8 @@ class HpaGrid:
         outcomes = keep * np.asarray([s.outcomes for s in states], dtype=np.float64) + 1.0
         # what each shadow's own pods would have shown: clipped to their capacity (no limit: all of it)
         cap = np.asarray(capacity, dtype=np.float64)[:, None]
-        seen = np.where(np.isfinite(cap), np.minimum(usage_a, served * np.where(np.isfinite(cap), cap, 0.0)), usage_a)
+        limited = np.isfinite(cap)
+        seen = np.where(limited, np.minimum(usage_a, served * np.where(limited, cap, 0.0)), usage_a)
         cur = decisions[:, -1]
         rec = self._recommend(cur, served, seen)
         if self.stabilization > 1:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -315,8 +315,10 @@ class PredictiveState:
     change_rates: tuple[float, ...] = ()
 
 
-# (quantiles, level) -> `PredictivePolicy._quantile_index`, asked twice a decision with the same few arguments
-_QUANTILE_INDEX: dict[tuple[tuple[float, ...], float], int] = {}
+@lru_cache(maxsize=256)  # asked twice a decision, with a model or two's quantiles and the same few levels
+def _nearest_quantile(quantiles: tuple[float, ...], level: float) -> int:
+    """The index of the quantile nearest `level` (the first of equals)."""
+    return int(np.argmin(np.abs(np.asarray(quantiles, dtype=np.float64) - level)))
 
 
 @dataclass(frozen=True)
@@ -460,14 +462,7 @@ class PredictivePolicy:
 
     @staticmethod
     def _quantile_index(quantiles: Sequence[float], level: float) -> int:
-        """The index of the quantile nearest `level` (the first of equals)."""
-        key = tuple(quantiles)
-        index = _QUANTILE_INDEX.get((key, level))
-        if index is None:
-            index = int(np.argmin(np.abs(np.asarray(key, dtype=np.float64) - level)))
-            if len(_QUANTILE_INDEX) < 256:  # a model or two's quantiles at the levels the policy asks for
-                _QUANTILE_INDEX[(key, level)] = index
-        return index
+        return _nearest_quantile(tuple(quantiles), level)
 
     def _calibration(self, scoring: Scoring, offset: float) -> Calibration:
         """The calibration settings of one scoring (the policy's, with that scoring's offset, window and contexts)."""
@@ -545,13 +540,12 @@ class PredictivePolicy:
             trail = (*trail, obs.usage)[-self._trail_length :]
         if any(len(p.peaks) != len(self.scorings) for p in pending):  # made under other scorings: start afresh
             pending = ()
-        grid, stepped = self.grid, grid_state
-        grid_state = state.grid
-        if grid is not None and stepped is not None:
-            grid_state = stepped
-        elif grid is not None:
+        grid = self.grid
+        if grid is None:
+            grid_state = state.grid
+        elif grid_state is None:
             grid_state = grid.step(
-                grid_state, usage=obs.usage, used=used, current=obs.current_replicas,
+                state.grid, usage=obs.usage, used=used, current=obs.current_replicas,
                 capacity_per_pod=obs.capacity_per_pod,
             )
         if len(pending) >= self.lead_steps and len(recent) == self.lead_steps:
