@@ -1,5 +1,5 @@
-"""A controller process sets its garbage collector's thresholds once, at start (`aihpa controller`), and a library
-import changes nothing."""
+"""A controller process sets its garbage collector's thresholds once, at start (`aihpa controller`), and collects its
+young generations at the end of every cycle; a library import changes nothing."""
 
 from __future__ import annotations
 
@@ -13,14 +13,25 @@ import pytest
 
 import aihpa.controller_cli as controller_cli
 from aihpa.cli import main
-from aihpa.controller.process import GC_THRESHOLDS, tune_garbage_collector
+from aihpa.controller import process
+from aihpa.controller.process import GC_THRESHOLDS, after_cycle, tune_garbage_collector
+from tests.controller.conftest import Rig
 
 
 @pytest.fixture
-def thresholds() -> Iterator[None]:
+def thresholds(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     saved = gc.get_threshold()
+    monkeypatch.setattr(process, "_tuned", False)  # and put back: the rest of the suite runs untuned
     yield
     gc.set_threshold(*saved)
+
+
+@pytest.fixture
+def collections(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The generations `gc.collect` is asked for, recorded instead of collected."""
+    asked: list[int] = []
+    monkeypatch.setattr(process.gc, "collect", lambda generation=2: asked.append(generation) or 0)
+    return asked
 
 
 @pytest.mark.usefixtures("thresholds")
@@ -51,3 +62,19 @@ def test_importing_aihpa_leaves_the_collector_alone() -> None:
     code = "import gc; before = gc.get_threshold(); import aihpa, aihpa.controller; print(before == gc.get_threshold())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "True"
+
+
+@pytest.mark.usefixtures("thresholds")
+def test_the_end_of_a_cycle_collects_the_young_generations_only_in_a_tuned_process(collections: list[int]) -> None:
+    after_cycle()
+    assert collections == []  # a library user's process: its own collector, untouched
+    tune_garbage_collector()
+    after_cycle()
+    assert collections == [1]  # generations 0 and 1, never a full collection
+
+
+@pytest.mark.usefixtures("thresholds")
+async def test_every_controller_cycle_ends_with_the_collection(rig: Rig, collections: list[int]) -> None:
+    tune_garbage_collector()
+    await rig.cycles(3, every=15.0)
+    assert collections == [1, 1, 1]

@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aihpa.clock import Clock, SystemClock
-from aihpa.controller import coexist, forecasting, publishing, sharding
+from aihpa.controller import coexist, forecasting, process, publishing, sharding
 from aihpa.controller.actuation import Actuator
 from aihpa.controller.cache import WorkloadCache
 from aihpa.controller.deciding import PendingAction, PolicyCache, WorkloadDecision, decide, select, step_grids
@@ -330,6 +330,7 @@ class Controller:
         self.metrics.leader.set(1 if self.is_leader else 0)
         self.metrics.workloads.labels(state="active").set(len(active))
         self.metrics.workloads.labels(state="skipped").set(len(skipped))
+        process.after_cycle()  # the young generations, in a process tuned for a controller (`process`)
         self.metrics.cycle.observe(asyncio.get_running_loop().time() - started)
         self.metrics.end_cycle()
         self._last_cycle = now

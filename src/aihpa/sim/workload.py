@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import heapq
 import json
@@ -103,6 +104,16 @@ class TraceDemand:
 
 def parse_cpu(q: Any) -> float:
     """A CPU quantity ("250m", "1", "1500000n") in cores; 0 for anything unparsable (a pod then asks for none)."""
+    if isinstance(q, str):
+        return _parse_cpu_text(q)
+    try:
+        return parse_quantity(q)
+    except ValueError:
+        return 0.0
+
+
+@functools.lru_cache(maxsize=4096)  # a cluster's pods ask in a few distinct quantities, read for every PodMetrics
+def _parse_cpu_text(q: str) -> float:
     try:
         return parse_quantity(q)
     except ValueError:
@@ -637,12 +648,13 @@ class Workloads:
                 share = min(share, cap)
             mem = (res.get("requests") or {}).get("memory", "64Mi")
             usage.append({"name": c.get("name", "main"), "usage": {"cpu": format_cpu(share), "memory": str(mem)}})
+        stamp = rfc3339(now)
         return {
             "kind": "PodMetrics",
             "apiVersion": "metrics.k8s.io/v1beta1",
             "metadata": {"name": meta["name"], "namespace": ns, "labels": dict(meta.get("labels") or {}),
-                         "creationTimestamp": rfc3339(now)},
-            "timestamp": rfc3339(now),
+                         "creationTimestamp": stamp},
+            "timestamp": stamp,
             "window": "30s",
             "containers": usage,
         }
