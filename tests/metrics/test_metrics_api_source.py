@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -72,3 +74,53 @@ def test_selector_matching_follows_the_api_servers_rules(
     selector: dict[str, object], labels: dict[str, str], expected: bool
 ) -> None:
     assert selector_matches(selector, labels) is expected
+
+
+class _Answers:
+    """A client that answers every request with one fixed body, decoded as `KubeClient.request` would."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    async def request(self, method: str, path: str, *, decoder: Any = None, **_: Any) -> Any:
+        return (decoder or json.loads)(self.body)
+
+
+def _pod(app: str, cpu: object, **extra: object) -> dict[str, Any]:
+    return {"metadata": {"name": f"{app}-1", "labels": {"app": app}, **extra},
+            "containers": [{"name": "main", "usage": {"cpu": cpu, "memory": "1Mi"}}]}
+
+
+def _apps(*apps: str) -> list[WorkloadRef]:
+    return [WorkloadRef(namespace="default", name=a, selector={"matchLabels": {"app": a}}) for a in apps]
+
+
+async def test_a_namespace_list_is_read_for_labels_and_usage_whatever_else_it_holds() -> None:
+    body = {"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1", "metadata": {"resourceVersion": "7"},
+            "items": [_pod("web", "250m", namespace="default", annotations={"a": "b"}), _pod("web", 0.5),
+                      {"metadata": {"name": "bare"}}, {"containers": []}, _pod("api", "1500000000n")]}
+    source = MetricsAPISource(_Answers(json.dumps(body).encode()), list_namespace_from=1)  # type: ignore[arg-type]
+    usage = await source.usage(_apps("web", "api", "absent"))
+    assert usage == {"default/web": pytest.approx(0.75), "default/api": pytest.approx(1.5), "default/absent": None}
+    assert source.pods == {"default/web": 2, "default/api": 1}
+
+
+async def test_a_bad_quantity_costs_its_own_workload_only() -> None:
+    body = {"items": [_pod("web", "a lot"), _pod("web", "100m"), _pod("api", "200m"), _pod("db", {"cores": 1}),
+                      _pod("cache", True)]}
+    source = MetricsAPISource(_Answers(json.dumps(body).encode()), list_namespace_from=1)  # type: ignore[arg-type]
+    usage = await source.usage(_apps("web", "api", "db", "cache"))
+    assert usage == {"default/web": None, "default/api": pytest.approx(0.2), "default/db": None, "default/cache": None}
+
+
+@pytest.mark.parametrize("body", [b"<html>502 Bad Gateway</html>", b'{"items": "none"}', b'{"items": [1, 2]}',
+                                  b'{"items": [{"metadata": "web"}]}', b'{"items": [{"containers": {"a": 1}}]}'],
+                         ids=["not-json", "items-not-a-list", "items-not-objects", "metadata-not-an-object",
+                              "containers-not-a-list"])
+async def test_an_unreadable_list_means_unknown_for_the_namespace_never_an_exception(
+    body: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = MetricsAPISource(_Answers(body), list_namespace_from=1)  # type: ignore[arg-type]
+    usage = await source.usage(_apps("web", "api"))
+    assert usage == {"default/web": None, "default/api": None}
+    assert "unreadable PodMetrics list" in caplog.text
