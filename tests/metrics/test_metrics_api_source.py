@@ -100,9 +100,13 @@ async def test_a_namespace_list_is_read_for_labels_and_usage_whatever_else_it_ho
             "items": [_pod("web", "250m", namespace="default", annotations={"a": "b"}), _pod("web", 0.5),
                       {"metadata": {"name": "bare"}}, {"containers": []}, _pod("api", "1500000000n")]}
     source = MetricsAPISource(_Answers(json.dumps(body).encode()), list_namespace_from=1)  # type: ignore[arg-type]
-    usage = await source.usage(_apps("web", "api", "absent"))
-    assert usage == {"default/web": pytest.approx(0.75), "default/api": pytest.approx(1.5), "default/absent": None}
-    assert source.pods == {"default/web": 2, "default/api": 1}
+    # a selector of expressions only has no pair to be indexed under: checked against every pod
+    either = {"matchExpressions": [{"key": "app", "operator": "In", "values": ["web", "api"]}]}
+    web_or_api = WorkloadRef(namespace="default", name="either", selector=either)
+    usage = await source.usage([*_apps("web", "api", "absent"), web_or_api])
+    assert usage == {"default/web": pytest.approx(0.75), "default/api": pytest.approx(1.5), "default/absent": None,
+                     "default/either": pytest.approx(2.25)}
+    assert source.pods == {"default/web": 2, "default/api": 1, "default/either": 3}
 
 
 async def test_a_bad_quantity_costs_its_own_workload_only() -> None:

@@ -128,9 +128,10 @@ class MetricsAPISource:
         bad: set[int] = set()
         for pod in (listing.items if listing is not None else None) or []:
             labels = (pod.metadata.labels if pod.metadata is not None else None) or {}
-            candidates = set(loose)
-            for pair in labels.items():
-                candidates.update(by_pair.get(pair, ()))
+            # each workload is indexed under one pair, and a pod's pairs differ: no workload comes twice. Most pods
+            # of a shard's namespace list are other shards': they end here, after a lookup per label
+            candidates = [i for pair in labels.items() for i in by_pair.get(pair, ())]
+            candidates += loose
             for i in candidates:
                 try:
                     if not selector_matches(workloads[i].selector, labels):
