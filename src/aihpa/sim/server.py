@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import yaml
 from aiohttp import web
 from multidict import CIMultiDict
@@ -60,7 +61,9 @@ class ServerSettings:
 
 
 def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
+    # msgspec writes the same compact JSON as json.dumps (UTF-8 instead of \u escapes) in a tenth of the time: a
+    # PodMetrics list of 40,000 pods is 20 MB
+    return msgspec.json.encode(obj)
 
 
 def _json_response(

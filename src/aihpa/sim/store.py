@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import builtins
 import functools
-import json
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
+
+import msgspec
 
 from aihpa.sim.errors import ApiError
 from aihpa.sim.resources import ResourceType
@@ -53,7 +54,7 @@ class Event:
     def line(self) -> bytes:
         """The watch-stream line for this event, serialized once for all watchers."""
         if self._line is None:
-            self._line = json.dumps({"type": self.type, "object": self.obj}, separators=(",", ":")).encode() + b"\n"
+            self._line = msgspec.json.encode({"type": self.type, "object": self.obj}) + b"\n"
         return self._line
 
 
