@@ -1,6 +1,7 @@
 """The scaling rules' hot path gives what the plain definitions give: `evolve` (the copy of a state) leaves the
 original alone and refuses a field that does not exist; contexts kept one byte a score match as the tuples did; a
-surprise found by counting is the one found by sorting the window; the HPA candidate's shadows of many workloads,
+surprise found by counting is the one found by sorting the window; the cycle of all candidate periods at once is
+the cycle of each in turn; the HPA candidate's shadows of many workloads,
 stepped together, decide as each workload's alone."""
 
 from __future__ import annotations
@@ -68,6 +69,42 @@ def test_contexts_skip_no_finer_context_that_has_scores(unused: int) -> None:
         assert (found is None) == (expected is None)
         if expected is not None:
             np.testing.assert_array_equal(found, expected)
+
+
+def _plain_select(cal: Calibration, counts: np.ndarray, hits: np.ndarray) -> tuple[int, np.ndarray]:
+    """The cycle detector's choice by its definition: each candidate period in turn, its phases' own sums."""
+    best_gain, best_period, best_hot = cal.phase_min_gain, 0, np.zeros(0, dtype=np.bool_)
+    offset = 0
+    for period in cal.periods:
+        c, h = counts[offset : offset + period], hits[offset : offset + period]
+        offset += period
+        total_hits, total = float(h.sum()), float(c.sum())
+        if total <= 0 or total_hits < 4 * period**0.5 or float(c.min()) < 5:
+            continue
+        expected = c * (total_hits / total)
+        hot = (h >= cal.phase_lift * expected) & (h >= expected + 3.0 * np.sqrt(expected))
+        gain = float(h[hot].sum()) / total_hits - float(c[hot].sum()) / total
+        if gain > best_gain + 1e-9:
+            best_gain, best_period, best_hot = gain, period, hot
+    return best_period, best_hot
+
+
+def test_the_cycle_of_all_periods_at_once_is_the_cycle_of_each_in_turn() -> None:
+    cal = Calibration()
+    rng = np.random.default_rng(4)
+    size, found = sum(cal.periods), 0
+    for trial in range(600):
+        counts = (rng.uniform(0, 60, size) * (0.01 if trial % 20 == 0 else 1.0)).astype(np.float32)
+        if trial % 7 == 0:
+            counts[rng.integers(size)] = rng.uniform(0, 6)  # one phase with too few scores
+        lift = rng.choice([1.0, 1.0, 1.0, 6.0, 15.0], size=size) * rng.uniform(0.5, 1.5, size)
+        hits = (counts * rng.uniform(0, 0.1) * lift).astype(np.float32)
+        chosen = cal._select_period(CalibrationState(phase_scores=counts, phase_surprises=hits))
+        period, hot = _plain_select(cal, counts, hits)
+        assert chosen.period == period
+        np.testing.assert_array_equal(chosen.hot, hot)
+        found += period > 0
+    assert 30 <= found <= 570  # both outcomes, many times
 
 
 def test_a_context_wider_than_its_byte_is_refused() -> None:
