@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+import pytest
 from kubernetes_asyncio.client import ApiClient
 
 from aihpa.controller.cache import WorkloadCache
@@ -95,6 +97,18 @@ def test_the_slo_window_counts_short_steps_over_its_last_steps_only() -> None:
     window.append(False)  # the first short step leaves the window
     window.append(True)  # the second one leaves, this one comes in
     assert (len(window), window.short) == (4, 1)
+
+
+@pytest.mark.parametrize("capacity", [1, 7, 8, 9, 1440])
+def test_the_slo_window_of_bits_counts_as_the_last_steps_themselves(capacity: int) -> None:
+    window, flags = StepWindow(capacity=capacity), []
+    rng = np.random.default_rng(capacity)
+    for short in rng.random(3 * capacity + 5) < 0.3:
+        window.append(bool(short))
+        flags.append(bool(short))
+        assert (len(window), window.short) == (min(len(flags), capacity), sum(flags[-capacity:]))
+    with pytest.raises(ValueError, match="at least one step"):
+        StepWindow(capacity=0)
 
 
 async def test_the_cache_holds_slim_objects_listed_in_pages(sim_cluster: Cluster, sim_api_client: ApiClient) -> None:

@@ -74,25 +74,32 @@ def slim_deployment(obj: dict[str, Any], *, pod_cpu: bool = False) -> dict[str, 
 
 
 class StepWindow:
-    """The last `capacity` model steps' short-of-CPU flags, one byte each (a deque of bools costs eight, and a
-    day's window is kept for every workload)."""
+    """The last `capacity` model steps' short-of-CPU flags, one bit each (a deque of bools costs eight bytes a flag,
+    a bool array one, and a day's window is kept for every workload: 180 bytes, not 1,440)."""
 
-    __slots__ = ("_buf", "_count", "_head", "_short")
+    __slots__ = ("_bits", "_capacity", "_count", "_head", "_short")
 
     def __init__(self, capacity: int = SLO_WINDOW_STEPS) -> None:
-        self._buf = np.zeros(capacity, dtype=np.bool_)
+        if capacity < 1:
+            raise ValueError("a step window holds at least one step")
+        self._bits = bytearray((capacity + 7) // 8)
+        self._capacity = capacity
         self._head = 0
         self._count = 0
         self._short = 0
 
     def append(self, short: bool) -> None:
-        if self._count == self._buf.shape[0]:
-            self._short -= int(self._buf[self._head])
+        byte, mask = self._head >> 3, 1 << (self._head & 7)
+        if self._count == self._capacity:
+            self._short -= bool(self._bits[byte] & mask)  # the oldest flag leaves
         else:
             self._count += 1
-        self._buf[self._head] = short
-        self._short += int(short)
-        self._head = (self._head + 1) % self._buf.shape[0]
+        if short:
+            self._bits[byte] |= mask
+            self._short += 1
+        else:
+            self._bits[byte] &= ~mask & 0xFF
+        self._head = (self._head + 1) % self._capacity
 
     def __len__(self) -> int:
         return self._count
