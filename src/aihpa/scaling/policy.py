@@ -113,6 +113,11 @@ class ReactivePolicy:
     tolerance: float = DEFAULT_TOLERANCE
     behavior: Behavior = DEFAULT_BEHAVIOR
 
+    @cached_property
+    def _band(self) -> Tolerance:
+        """The tolerance band, checked once per policy (the controller asks a shared policy thousands of times)."""
+        return Tolerance.of(self.tolerance)
+
     def recommend(self, obs: Observation) -> tuple[int, str]:
         rec = hpa_replicas(
             current_replicas=obs.current_replicas,
@@ -121,7 +126,7 @@ class ReactivePolicy:
             missing_pods=obs.missing_pods,
             target_utilization=self.target_utilization,
             request_per_pod=self.request_per_pod,
-            tolerance=self.tolerance,
+            tolerance=self._band,
         )
         return rec.replicas, f"reactive HPA: {rec.reason}"
 
