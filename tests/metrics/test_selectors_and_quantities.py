@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from aihpa.metrics import parse_cpu, selector_to_string
+from aihpa.metrics import parse_cpu, selector_matches, selector_to_string
 from aihpa.metrics.source import WorkloadRef
 from aihpa.sim.hpa import tolerance_of
 from aihpa.sim.workload import parse_cpu as sim_cpu
@@ -64,3 +66,32 @@ def test_a_workload_ref_indexes_by_its_first_match_label_pair_and_keeps_its_key(
     loose = WorkloadRef("shop", "api", selector={"matchExpressions": [{"key": "app", "operator": "Exists"}]})
     assert loose.index_pair is None
     assert ref == WorkloadRef("shop", "web", selector={"matchLabels": {"tier": "web", "app": "shop"}})
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        {"matchLabels": {"app": "web", "tier": "front"}},
+        {"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "track", "operator": "In", "values": ["a"]}]},
+        {"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["x"]},
+                              {"key": "legacy", "operator": "DoesNotExist"}]},
+        {"matchExpressions": [{"key": "owner", "operator": "Exists"}]},
+        {},
+        {"matchLabels": {}, "matchExpressions": []},
+    ],
+)
+def test_a_workload_ref_matches_pods_as_its_selector_does_parsing_it_once(selector: dict[str, Any]) -> None:
+    ref = WorkloadRef("shop", "web", selector=selector)
+    label_sets = [{}, {"app": "web"}, {"app": "web", "tier": "front"}, {"app": "web", "track": "a", "owner": "me"},
+                  {"zone": "x", "owner": "me"}, {"zone": "y", "legacy": "1"}, {"app": "api", "tier": "front"}]
+    for labels in label_sets:
+        assert ref.matches(labels) == selector_matches(selector, labels), labels
+    assert ref.requirements is ref.requirements  # parsed once
+    assert (ref.requirements is None) == (not (selector.get("matchLabels") or selector.get("matchExpressions")))
+
+
+def test_a_workload_ref_with_an_unknown_operator_refuses_to_match() -> None:
+    ref = WorkloadRef("shop", "web", selector={"matchExpressions": [{"key": "a", "operator": "Near"}]})
+    for _ in range(2):  # every time: an error is not kept as an answer
+        with pytest.raises(ValueError, match="operator"):
+            ref.matches({"a": "1"})

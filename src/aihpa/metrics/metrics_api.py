@@ -22,7 +22,7 @@ import msgspec
 
 from aihpa.k8s.client import KubeClient
 from aihpa.k8s.errors import K8sError
-from aihpa.metrics.source import WorkloadRef, selector_matches, selector_to_string
+from aihpa.metrics.source import WorkloadRef, selector_to_string
 from aihpa.quantity import parse_quantity
 
 __all__ = ["MetricsAPISource", "PodUsage"]
@@ -134,7 +134,7 @@ class MetricsAPISource:
             candidates += loose
             for i in candidates:
                 try:
-                    if not selector_matches(workloads[i].selector, labels):
+                    if not workloads[i].matches(labels):
                         continue
                     cores[i] += sum(parse_quantity((c.usage or {}).get("cpu", "0")) for c in pod.containers or [])
                 except (KeyError, TypeError, ValueError):

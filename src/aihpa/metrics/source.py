@@ -14,8 +14,7 @@ from functools import cached_property
 from typing import Any, Protocol, runtime_checkable
 
 from aihpa.errors import AihpaError
-from aihpa.labels import selector_matches as labels_match
-from aihpa.labels import selector_to_string
+from aihpa.labels import Requirement, requirements, requirements_match, selector_to_string
 
 __all__ = [
     "MetricsError",
@@ -54,6 +53,19 @@ class WorkloadRef:
         pairs = sorted(dict(self.selector.get("matchLabels") or {}).items())
         return pairs[0] if pairs else None
 
+    @cached_property
+    def requirements(self) -> tuple[Requirement, ...] | None:
+        """The selector parsed once, to match the labels of many pods (`matches`); None for an empty selector, which
+        matches nothing here (`selector_matches`). ValueError for an unknown operator (not kept: raised each time)."""
+        if not (self.selector.get("matchLabels") or self.selector.get("matchExpressions")):
+            return None
+        return requirements(self.selector)
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """`selector_matches(self.selector, labels)`, with the selector parsed once."""
+        reqs = self.requirements
+        return reqs is not None and requirements_match(reqs, labels)
+
 
 @runtime_checkable
 class MetricsSource(Protocol):
@@ -75,4 +87,4 @@ def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> 
     known"), and counting every pod of the namespace would be a silent disaster. ValueError for an unknown operator."""
     if not (selector.get("matchLabels") or selector.get("matchExpressions")):
         return False
-    return labels_match(selector, labels)
+    return requirements_match(requirements(selector), labels)
