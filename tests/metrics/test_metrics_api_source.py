@@ -118,9 +118,10 @@ async def test_a_bad_quantity_costs_its_own_workload_only() -> None:
 
 
 @pytest.mark.parametrize("body", [b"<html>502 Bad Gateway</html>", b'{"items": "none"}', b'{"items": [1, 2]}',
-                                  b'{"items": [{"metadata": "web"}]}', b'{"items": [{"containers": {"a": 1}}]}'],
+                                  b'{"items": [{"metadata": "web"}]}', b'{"items": [{"containers": {"a": 1}}]}',
+                                  b'{"items": [{"metadata": {"labels": {"app": ["web"]}}}]}'],
                          ids=["not-json", "items-not-a-list", "items-not-objects", "metadata-not-an-object",
-                              "containers-not-a-list"])
+                              "containers-not-a-list", "a-label-not-a-string"])
 async def test_an_unreadable_list_means_unknown_for_the_namespace_never_an_exception(
     body: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -45,7 +45,7 @@ class _ContainerMetrics(msgspec.Struct, gc=False):
 
 
 class _PodMeta(msgspec.Struct, gc=False):
-    labels: dict[str, Any] | None = None
+    labels: dict[str, str] | None = None  # as the API defines them: a label that is not a string is no PodMetrics
 
 
 class _PodMetrics(msgspec.Struct, gc=False):
