@@ -57,9 +57,7 @@ class WorkloadRef:
     def requirements(self) -> tuple[Requirement, ...] | None:
         """The selector parsed once, to match the labels of many pods (`matches`); None for an empty selector, which
         matches nothing here (`selector_matches`). ValueError for an unknown operator (not kept: raised each time)."""
-        if not (self.selector.get("matchLabels") or self.selector.get("matchExpressions")):
-            return None
-        return requirements(self.selector)
+        return _parsed(self.selector)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         """`selector_matches(self.selector, labels)`, with the selector parsed once."""
@@ -85,6 +83,12 @@ def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> 
     """Whether a pod with `labels` belongs to a workload with this selector (`aihpa.labels.selector_matches`), except
     that an empty selector matches nothing here: a Deployment always has one (WorkloadRef's default `{}` means "not
     known"), and counting every pod of the namespace would be a silent disaster. ValueError for an unknown operator."""
+    reqs = _parsed(selector)
+    return reqs is not None and requirements_match(reqs, labels)
+
+
+def _parsed(selector: Mapping[str, Any]) -> tuple[Requirement, ...] | None:
+    """A Deployment's selector parsed (`aihpa.labels.requirements`), or None when it is empty: it matches nothing."""
     if not (selector.get("matchLabels") or selector.get("matchExpressions")):
-        return False
-    return requirements_match(requirements(selector), labels)
+        return None
+    return requirements(selector)

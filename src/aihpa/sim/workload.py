@@ -104,16 +104,15 @@ class TraceDemand:
 
 def parse_cpu(q: Any) -> float:
     """A CPU quantity ("250m", "1", "1500000n") in cores; 0 for anything unparsable (a pod then asks for none)."""
-    if isinstance(q, str):
-        return _parse_cpu_text(q)
-    try:
-        return parse_quantity(q)
-    except ValueError:
-        return 0.0
+    return _parse_cpu_text(q) if isinstance(q, str) else _cores_or_zero(q)
 
 
 @functools.lru_cache(maxsize=4096)  # a cluster's pods ask in a few distinct quantities, read for every PodMetrics
 def _parse_cpu_text(q: str) -> float:
+    return _cores_or_zero(q)
+
+
+def _cores_or_zero(q: object) -> float:
     try:
         return parse_quantity(q)
     except ValueError:
